@@ -1,0 +1,39 @@
+"""The ``langchain-escalate`` command.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` that
+registers it and sets ``handler``. Nothing here imports litellm: ``scan`` must
+start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from langchain_escalate.cli import config_commands, scan
+
+SUBCOMMANDS = (scan, config_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="langchain-escalate",
+        description="Stuck detection and escalation for LangGraph agents.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""What an escalation leaves behind in graph state."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
+
+RECORD_KEY = "escalation"
+"""Key under a message's ``additional_kwargs`` that carries its ``EscalationRecord``."""
+
+Action = Literal["nudge", "escalate", "human", "stop"]
+Outcome = Literal[
+    "nudged",  # a hint was added; no model was paid
+    "advised",  # the strong model's guidance was merged
+    "took_over",  # the strong model acted in the weak model's place
+    "answered",  # the ask-expert tool returned the strong model's answer
+    "human",  # a person answered the interrupt
+    "stopped",  # the turn was ended
+    "expert_failed",  # the strong model raised or returned nothing usable
+    "over_budget",  # the budget refused; the ladder moved down
+    "skipped",  # the rung could not run here (e.g. no checkpointer)
+]
+
+
+class EscalationRecord(BaseModel):
+    """One response to a stuck verdict, with what it cost.
+
+    Stored as a plain dict (``model_dump(mode="json")``) in a message's
+    ``additional_kwargs[RECORD_KEY]`` and in ``EscalationState.escalations``,
+    so it survives any checkpointer and plain ``MessagesState``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    node: str
+    action: Action
+    rule: str | None
+    reason: str
+    mode: str | None = None
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    outcome: Outcome
+    thread_id: str | None = None
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready dict stored in state and message metadata."""
+        return self.model_dump(mode="json")
+
+
+def add_records(
+    left: Sequence[dict[str, Any]] | None, right: Sequence[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """Reducer for ``escalations``: append, ignoring records already present by id.
+
+    Replaying a node after an interrupt must not record the same escalation twice.
+    """
+    merged = list(left or [])
+    seen = {record.get("id") for record in merged}
+    for record in right or []:
+        if record.get("id") not in seen:
+            merged.append(record)
+            seen.add(record.get("id"))
+    return merged
+
+
+def merge_progress(
+    left: dict[str, Any] | None, right: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Reducer for ``escalation_progress``: each node replaces its own entry."""
+    return {**(left or {}), **(right or {})}
+
+
+class EscalationState(TypedDict):
+    """State mixin: ``messages`` plus what escalation needs to remember.
+
+    Subclass it (or include its keys) in your graph's state. Without it, the
+    escalating node still works on any state with ``messages``: records ride
+    in message metadata and the detector is rebuilt from the messages.
+
+    Attributes:
+        messages: The conversation (``add_messages`` reducer).
+        escalations: Every ``EscalationRecord`` as a dict, in order.
+        escalation_progress: Per node name, the detector's and the ladder's
+            state, so nothing is recomputed after a restart.
+    """
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    escalations: Annotated[list[dict[str, Any]], add_records]
+    escalation_progress: Annotated[dict[str, Any], merge_progress]
