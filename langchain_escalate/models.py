@@ -38,10 +38,11 @@ class ModelRef:
             if litellm_kwargs:
                 msg = "ModelRef(...) takes no litellm kwargs when wrapping another ModelRef"
                 raise TypeError(msg)
-            # Same class: sharing the other ref's built model avoids building it twice.
+            # Same class. The wrapped ref builds the model, once, for both.
             self._spec: str | BaseChatModel = spec._spec  # noqa: SLF001
             self._kwargs: dict[str, Any] = dict(spec._kwargs)  # noqa: SLF001
             self._model: BaseChatModel | None = spec._model  # noqa: SLF001
+            self._source: ModelRef | None = spec
         elif isinstance(spec, (str, BaseChatModel)):
             if isinstance(spec, BaseChatModel) and litellm_kwargs:
                 msg = (
@@ -55,6 +56,7 @@ class ModelRef:
             self._spec = spec
             self._kwargs = litellm_kwargs
             self._model = spec if isinstance(spec, BaseChatModel) else None
+            self._source = None
         else:
             msg = f"expected a litellm model id (str) or a BaseChatModel, got {type(spec).__name__}"
             raise TypeError(msg)
@@ -70,11 +72,14 @@ class ModelRef:
     @property
     def is_resolved(self) -> bool:
         """Whether the chat model has been built."""
-        return self._model is not None
+        return self._model is not None or (self._source is not None and self._source.is_resolved)
 
     def get(self) -> BaseChatModel:
         """Return the chat model, building it on first call (thread-safe)."""
         if self._model is None:
+            if self._source is not None:
+                self._model = self._source.get()
+                return self._model
             with self._lock:
                 if self._model is None:
                     self._model = _build_litellm(str(self._spec), self._kwargs)

@@ -1,0 +1,404 @@
+"""A ledger in PostgreSQL, shared by a fleet of workers.
+
+Atomicity: each reservation is one transaction that first takes transaction
+advisory locks, then reads what is committed, then inserts. Advisory locks
+rather than ``SELECT ... FOR UPDATE`` on a totals row because they need no
+extra row to keep in step, cover the "no row yet" case of a new thread, and
+are released by the server when the transaction ends - including when the
+worker dies mid-transaction (its connection drops). Two levels keep threads
+from queueing behind each other when they need not:
+
+- a reservation checked against ``max_usd_total`` takes the ledger's lock
+  exclusively: it must see every thread's spend, so it runs alone;
+- any other reservation takes the ledger's lock shared (so it waits for
+  total-checking ones) and its thread's lock exclusively (so two reservations
+  of one thread never interleave).
+
+Both are taken in that order, so they cannot deadlock. Reads run under READ
+COMMITTED after the locks are held, so they see every reservation committed
+before. Times are the server's clock (``clock_timestamp()``), so the workers'
+clocks need not agree.
+
+The sync and async methods run the same steps (the ``_..._steps`` generators,
+which yield SQL and receive rows); only the driver that executes them differs.
+psycopg is optional: install ``langchain-escalate[postgres]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import weakref
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_escalate.budget.ledger import (
+    Committed,
+    Ledger,
+    Limits,
+    Reservation,
+    from_nanos,
+    to_nanos,
+)
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection, Connection
+    from psycopg.sql import SQL, Composable, Composed
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+__all__ = ["DEFAULT_TABLE", "PostgresLedger"]
+
+DEFAULT_TABLE = "escalate_reservations"
+INSTALL_HINT = 'the PostgreSQL ledger needs psycopg: pip install "langchain-escalate[postgres]"'
+_TABLE_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
+# Serializes CREATE TABLE IF NOT EXISTS across workers: concurrent creations
+# of one table can fail on the catalog's unique index.
+_SCHEMA_LOCK_KEY = "langchain_escalate:schema"
+
+Rows = list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class _Query:
+    statement: SQL | Composed
+    params: Sequence[Any] = ()
+
+
+Steps = Generator[_Query, Rows, Any]
+
+
+class PostgresLedger(Ledger):
+    """A ledger in PostgreSQL: one budget for every worker that shares the database.
+
+    Created by ``Budget(ledger="postgresql://user@host/db")``. The table is
+    created on first use (idempotent, safe when many workers start at once).
+    Connections come from a ``psycopg_pool`` pool: one for sync calls, one per
+    event loop for async calls.
+
+    Args:
+        dsn: A libpq connection string or URL.
+        table: The table, optionally schema-qualified (``"billing.reservations"``).
+        max_connections: Upper bound of each pool.
+
+    Raises:
+        ValueError: ``table`` is not a (schema-qualified) SQL identifier.
+
+    Example:
+        >>> from langchain_escalate.budget import Budget
+        >>> budget = Budget(max_usd_total=50.0, ledger="postgresql://postgres@127.0.0.1:5432/test")
+        >>> budget.ledger
+        'postgresql://postgres@127.0.0.1:5432/test'
+    """
+
+    def __init__(self, dsn: str, *, table: str = DEFAULT_TABLE, max_connections: int = 10) -> None:
+        """Name the database and table; nothing connects until first use."""
+        if not _TABLE_NAME.match(table):
+            msg = (
+                f"PostgreSQL ledger table name {table!r} must be an identifier "
+                "(letters, digits, underscores), optionally as schema.table"
+            )
+            raise ValueError(msg)
+        self.dsn = dsn
+        self.table = table
+        self._max_connections = max_connections
+        self._pool: ConnectionPool[Any] | None = None
+        self._async_pools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncConnectionPool[Any]
+        ] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._schema_ready = False
+
+    # -- sync driver -----------------------------------------------------
+
+    def reserve(
+        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+    ) -> Reservation:
+        """See ``Ledger.reserve``."""
+        reservation: Reservation = self._run(
+            self._reserve_steps(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+        )
+        return reservation
+
+    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+        """See ``Ledger.settle``."""
+        self._run(self._settle_steps(reservation_id, actual_usd), atomic=False)
+
+    def release(self, reservation_id: str) -> None:
+        """See ``Ledger.release``."""
+        self._run(self._release_steps(reservation_id), atomic=False)
+
+    def spent(self, thread_id: str | None = None) -> float:
+        """See ``Ledger.spent``."""
+        spent: float = self._run(self._spent_steps(thread_id), atomic=False)
+        return spent
+
+    def escalations(self, thread_id: str) -> int:
+        """See ``Ledger.escalations``."""
+        count: int = self._run(self._escalations_steps(thread_id), atomic=False)
+        return count
+
+    def close(self) -> None:
+        """Close the sync pool (async pools: ``aclose`` from their loop)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _run(self, steps: Steps, *, atomic: bool = True) -> Any:
+        """Run steps on a pooled connection, in one transaction when ``atomic``.
+
+        Single-statement steps pass ``atomic=False``: autocommit makes the
+        statement its own transaction without a BEGIN and a COMMIT round trip.
+        """
+        pool = self._sync_pool()
+        if not self._schema_ready:
+            with pool.connection() as connection, connection.transaction():
+                _drive(connection, self._schema_steps())
+            self._schema_ready = True
+        with pool.connection() as connection:
+            if not atomic:
+                return _drive(connection, steps)
+            with connection.transaction():
+                return _drive(connection, steps)
+
+    def _sync_pool(self) -> ConnectionPool[Any]:
+        with self._lock:
+            if self._pool is None:
+                _, pool_module = _import_psycopg()
+                self._pool = pool_module.ConnectionPool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self._max_connections,
+                    kwargs={"autocommit": True},
+                    open=True,
+                )
+            return self._pool
+
+    # -- async driver ----------------------------------------------------
+
+    async def areserve(
+        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+    ) -> Reservation:
+        """See ``Ledger.reserve``."""
+        reservation: Reservation = await self._arun(
+            self._reserve_steps(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+        )
+        return reservation
+
+    async def asettle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+        """See ``Ledger.settle``."""
+        await self._arun(self._settle_steps(reservation_id, actual_usd), atomic=False)
+
+    async def arelease(self, reservation_id: str) -> None:
+        """See ``Ledger.release``."""
+        await self._arun(self._release_steps(reservation_id), atomic=False)
+
+    async def aspent(self, thread_id: str | None = None) -> float:
+        """See ``Ledger.spent``."""
+        spent: float = await self._arun(self._spent_steps(thread_id), atomic=False)
+        return spent
+
+    async def aescalations(self, thread_id: str) -> int:
+        """See ``Ledger.escalations``."""
+        count: int = await self._arun(self._escalations_steps(thread_id), atomic=False)
+        return count
+
+    async def aclose(self) -> None:
+        """Close the pool of the running event loop, and the sync pool."""
+        pool = self._async_pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+        await asyncio.to_thread(self.close)
+
+    async def _arun(self, steps: Steps, *, atomic: bool = True) -> Any:
+        """Async ``_run``."""
+        pool = await self._async_pool()
+        if not self._schema_ready:
+            async with pool.connection() as connection, connection.transaction():
+                await _adrive(connection, self._schema_steps())
+            self._schema_ready = True
+        async with pool.connection() as connection:
+            if not atomic:
+                return await _adrive(connection, steps)
+            async with connection.transaction():
+                return await _adrive(connection, steps)
+
+    async def _async_pool(self) -> AsyncConnectionPool[Any]:
+        # An async pool belongs to the event loop it was opened in.
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            _, pool_module = _import_psycopg()
+            pool = pool_module.AsyncConnectionPool(
+                self.dsn,
+                min_size=1,
+                max_size=self._max_connections,
+                kwargs={"autocommit": True},
+                open=False,
+            )
+            self._async_pools[loop] = pool
+        await pool.open()  # a no-op once open
+        return pool
+
+    # -- the steps both drivers run ----------------------------------------
+
+    def _reserve_steps(
+        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+    ) -> Steps:
+        sql = _sql()
+        table = self._table_sql()
+        lock_key = self._lock_key()
+        if limits.has_total:
+            yield _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (lock_key,))
+        else:
+            yield _Query(
+                sql.SQL(
+                    "SELECT pg_advisory_xact_lock_shared(hashtext(%s)), "
+                    "pg_advisory_xact_lock(hashtext(%s), hashtext(%s))"
+                ),
+                (lock_key, lock_key, thread_id),
+            )
+        # One read for the thread's and (when needed) every thread's commitments.
+        total_sql = (
+            "coalesce(sum(coalesce(actual_nanos, estimate_nanos)), 0)::bigint"
+            if limits.has_total
+            else "0::bigint"
+        )
+        [(count, nanos, total)] = yield _Query(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE thread_id = %s), "
+                "coalesce(sum(coalesce(actual_nanos, estimate_nanos)) "
+                "FILTER (WHERE thread_id = %s), 0)::bigint, {total} "
+                "FROM {table} WHERE {scope} "
+                "(actual_nanos IS NOT NULL OR expires_at > clock_timestamp())"
+            ).format(
+                total=sql.SQL(total_sql),
+                table=table,
+                scope=sql.SQL("" if limits.has_total else "thread_id = %s AND"),
+            ),
+            (thread_id, thread_id) if limits.has_total else (thread_id, thread_id, thread_id),
+        )
+        reservation = self._decide(
+            Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total),
+            thread_id=thread_id,
+            estimate_usd=estimate_usd,
+            limits=limits,
+        )
+        if reservation.granted:
+            yield _Query(
+                sql.SQL(
+                    "INSERT INTO {table} (id, thread_id, estimate_nanos, expires_at) "
+                    "VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s))"
+                ).format(table=table),
+                (reservation.id, thread_id, to_nanos(estimate_usd), ttl_s),
+            )
+        return reservation
+
+    def _settle_steps(self, reservation_id: str, actual_usd: float | None) -> Steps:
+        sql = _sql()
+        actual = None if actual_usd is None else to_nanos(actual_usd)
+        yield _Query(
+            sql.SQL(
+                "UPDATE {table} SET actual_nanos = coalesce(%s::bigint, estimate_nanos) "
+                "WHERE id = %s"
+            ).format(table=self._table_sql()),
+            (actual, reservation_id),
+        )
+
+    def _release_steps(self, reservation_id: str) -> Steps:
+        sql = _sql()
+        yield _Query(
+            sql.SQL("DELETE FROM {table} WHERE id = %s AND actual_nanos IS NULL").format(
+                table=self._table_sql()
+            ),
+            (reservation_id,),
+        )
+
+    def _spent_steps(self, thread_id: str | None) -> Steps:
+        sql = _sql()
+        where = sql.SQL("AND thread_id = %s" if thread_id is not None else "")
+        [(nanos,)] = yield _Query(
+            sql.SQL(
+                "SELECT coalesce(sum(actual_nanos), 0)::bigint FROM {table} "
+                "WHERE actual_nanos IS NOT NULL {where}"
+            ).format(table=self._table_sql(), where=where),
+            (thread_id,) if thread_id is not None else (),
+        )
+        return from_nanos(nanos)
+
+    def _escalations_steps(self, thread_id: str) -> Steps:
+        sql = _sql()
+        [(count,)] = yield _Query(
+            sql.SQL(
+                "SELECT count(*) FROM {table} WHERE thread_id = %s AND actual_nanos IS NOT NULL"
+            ).format(table=self._table_sql()),
+            (thread_id,),
+        )
+        return int(count)
+
+    def _schema_steps(self) -> Steps:
+        sql = _sql()
+        yield _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (_SCHEMA_LOCK_KEY,))
+        yield _Query(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {table} ("
+                "id text PRIMARY KEY, "
+                "thread_id text NOT NULL, "
+                "estimate_nanos bigint NOT NULL, "
+                "actual_nanos bigint, "
+                "expires_at timestamptz NOT NULL, "
+                "created_at timestamptz NOT NULL DEFAULT now())"
+            ).format(table=self._table_sql())
+        )
+        yield _Query(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} (thread_id)").format(
+                index=sql.Identifier(self.table.rsplit(".", 1)[-1] + "_thread"),
+                table=self._table_sql(),
+            )
+        )
+
+    def _table_sql(self) -> Composable:
+        identifier: Composable = _sql().Identifier(*self.table.split("."))
+        return identifier
+
+    def _lock_key(self) -> str:
+        return f"langchain_escalate:{self.table}"
+
+
+def _drive(connection: Connection[Any], steps: Steps) -> Any:
+    try:
+        query = next(steps)
+        while True:
+            cursor = connection.execute(query.statement, query.params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            query = steps.send(rows)
+    except StopIteration as done:
+        return done.value
+
+
+async def _adrive(connection: AsyncConnection[Any], steps: Steps) -> Any:
+    try:
+        query = next(steps)
+        while True:
+            cursor = await connection.execute(query.statement, query.params)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            query = steps.send(rows)
+    except StopIteration as done:
+        return done.value
+
+
+def _sql() -> Any:
+    psycopg, _ = _import_psycopg()
+    return psycopg.sql
+
+
+def _import_psycopg() -> tuple[Any, Any]:
+    try:
+        import psycopg  # noqa: PLC0415 - optional dependency
+        import psycopg.sql  # noqa: PLC0415 - optional dependency
+        import psycopg_pool  # noqa: PLC0415 - optional dependency
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
+    return psycopg, psycopg_pool

@@ -1,0 +1,203 @@
+"""A ledger in a SQLite file, shared by the processes of one machine.
+
+Atomicity: a reservation runs in a ``BEGIN IMMEDIATE`` transaction, which
+takes SQLite's write lock before the first read, so no other process can
+reserve between this one's check and its insert. Waiting writers queue on the
+busy timeout. The file is in WAL mode, so reports (``spent``) do not wait.
+Times are this machine's wall clock, which every process on it shares.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from langchain_escalate.budget.ledger import (
+    Committed,
+    Ledger,
+    Limits,
+    Reservation,
+    from_nanos,
+    to_nanos,
+)
+
+__all__ = ["DEFAULT_TABLE", "SQLiteLedger"]
+
+DEFAULT_TABLE = "escalate_reservations"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# A row counts while settled, or while reserved and not expired. Released rows
+# are deleted. Amounts are integer nano-dollars (see ledger.py).
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {table} (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    estimate_nanos INTEGER NOT NULL,
+    actual_nanos INTEGER,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {table}_thread ON {table} (thread_id);
+"""
+_COMMITTED = """
+SELECT count(*), coalesce(sum(coalesce(actual_nanos, estimate_nanos)), 0)
+FROM {table} WHERE {where} (actual_nanos IS NOT NULL OR expires_at > ?)
+"""
+
+
+class SQLiteLedger(Ledger):
+    """A ledger in a SQLite file: one budget for every process on this machine.
+
+    Created by ``Budget(ledger="sqlite:///path/to/ledger.db")``. The file and
+    its table are created on first use.
+
+    Args:
+        path: The database file.
+        table: The table's name (letters, digits, underscores).
+        timeout_s: How long a reservation waits for another process's write lock.
+
+    Raises:
+        ValueError: ``table`` is not a plain SQL identifier.
+
+    Example:
+        >>> import tempfile
+        >>> from langchain_escalate.budget import Budget
+        >>> path = tempfile.mkdtemp() + "/ledger.db"
+        >>> budget = Budget(max_escalations_per_thread=2, ledger=f"sqlite:///{path}")
+        >>> budget.reserve("t1").granted
+        True
+    """
+
+    def __init__(
+        self, path: str | Path, *, table: str = DEFAULT_TABLE, timeout_s: float = 30.0
+    ) -> None:
+        """Name the file and table; nothing is opened until first use."""
+        if not _TABLE_NAME.match(table):
+            msg = f"SQLite ledger table name {table!r} must be letters, digits and underscores"
+            raise ValueError(msg)
+        self.path = Path(path)
+        self.table = table
+        self._timeout_s = timeout_s
+        # sqlite3 connections must stay in the thread that made them; async
+        # calls run in worker threads, so each thread gets its own.
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    def reserve(
+        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+    ) -> Reservation:
+        """See ``Ledger.reserve``."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            count, nanos = connection.execute(
+                _COMMITTED.format(table=self.table, where="thread_id = ? AND"), (thread_id, now)
+            ).fetchone()
+            total = 0
+            if limits.has_total:
+                _, total = connection.execute(
+                    _COMMITTED.format(table=self.table, where=""), (now,)
+                ).fetchone()
+            reservation = self._decide(
+                Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total),
+                thread_id=thread_id,
+                estimate_usd=estimate_usd,
+                limits=limits,
+            )
+            if reservation.granted:
+                connection.execute(
+                    f"INSERT INTO {self.table} (id, thread_id, estimate_nanos, expires_at) "  # noqa: S608 - validated identifier
+                    "VALUES (?, ?, ?, ?)",
+                    (reservation.id, thread_id, to_nanos(estimate_usd), now + ttl_s),
+                )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return reservation
+
+    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+        """See ``Ledger.settle``."""
+        actual = None if actual_usd is None else to_nanos(actual_usd)
+        self._connection().execute(
+            f"UPDATE {self.table} SET actual_nanos = coalesce(?, estimate_nanos) WHERE id = ?",  # noqa: S608 - validated identifier
+            (actual, reservation_id),
+        )
+
+    def release(self, reservation_id: str) -> None:
+        """See ``Ledger.release``."""
+        self._connection().execute(
+            f"DELETE FROM {self.table} WHERE id = ? AND actual_nanos IS NULL",  # noqa: S608 - validated identifier
+            (reservation_id,),
+        )
+
+    def spent(self, thread_id: str | None = None) -> float:
+        """See ``Ledger.spent``."""
+        where, params = ("AND thread_id = ?", (thread_id,)) if thread_id is not None else ("", ())
+        (nanos,) = (
+            self._connection()
+            .execute(
+                f"SELECT coalesce(sum(actual_nanos), 0) FROM {self.table} "  # noqa: S608 - validated identifier
+                f"WHERE actual_nanos IS NOT NULL {where}",
+                params,
+            )
+            .fetchone()
+        )
+        return from_nanos(nanos)
+
+    def escalations(self, thread_id: str) -> int:
+        """See ``Ledger.escalations``."""
+        (count,) = (
+            self._connection()
+            .execute(
+                f"SELECT count(*) FROM {self.table} "  # noqa: S608 - validated identifier
+                "WHERE thread_id = ? AND actual_nanos IS NOT NULL",
+                (thread_id,),
+            )
+            .fetchone()
+        )
+        return int(count)
+
+    def close(self) -> None:
+        """Close every connection this ledger opened."""
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode (isolation_level=None): transactions are explicit,
+        # so BEGIN IMMEDIATE is what takes the lock; single statements commit
+        # on their own. check_same_thread=False only lets close() run from
+        # another thread; every other use stays in the owning thread.
+        connection = sqlite3.connect(
+            self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.format(table=self.table).split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            connection.close()
+            raise
+        connection.execute("COMMIT")
+        return connection

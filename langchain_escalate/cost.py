@@ -1,0 +1,594 @@
+"""Token usage and dollar cost of model replies, and the cost summary of a run.
+
+Prices come from two places, in this order: prices given in configuration
+(``PriceBook(prices={...})``, for models litellm does not know such as
+OpenRouter ids or a local server), then litellm's bundled price map, read
+through litellm's own ``cost_per_token`` so a cost here always equals the one
+litellm reports, cache reads included. A model found in neither gives
+``None`` and one warning, never a made-up number.
+
+litellm is imported lazily (it takes seconds) and always offline: see
+``ensure_offline_price_map``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import BaseModel, ConfigDict, Field
+
+from langchain_escalate.records import RECORD_KEY, EscalationRecord
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = [
+    "ModelPrice",
+    "PriceBook",
+    "RunSummary",
+    "UnknownPriceWarning",
+    "cache_read_tokens_of",
+    "ensure_offline_price_map",
+    "summarize_run",
+    "usage_of",
+]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_PRICE_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
+"""litellm reads its bundled price map instead of fetching one when this is ``True``."""
+
+TOKENS_PER_PRICE_UNIT = 1_000_000
+"""Configured prices are USD per million tokens, as providers publish them."""
+
+# Outcomes of an escalation record in which the strong model was never called.
+_UNPAID_OUTCOMES = frozenset({"over_budget", "skipped"})
+
+# Anthropic's raw usage splits a prompt into these; their sum is the prompt.
+_ANTHROPIC_PROMPT_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+_warned_models: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+class UnknownPriceWarning(UserWarning):
+    """A model's price is in neither the configuration nor litellm's price map."""
+
+
+def ensure_offline_price_map() -> None:
+    """Make litellm use its bundled price map, never a network fetch.
+
+    litellm fetches its price map from GitHub when first imported unless
+    ``LITELLM_LOCAL_MODEL_COST_MAP`` is ``True``. This sets it, so it must run
+    before litellm's first import; every code path of this package that imports
+    litellm calls it first. Idempotent. A value the user set explicitly (for
+    example ``False`` to opt into the fetch) is kept.
+
+    Example:
+        >>> ensure_offline_price_map()
+        >>> import os
+        >>> os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] in {"True", "true", "False", "false"}
+        True
+    """
+    os.environ.setdefault(OFFLINE_PRICE_MAP_ENV, "True")
+
+
+class ModelPrice(BaseModel):
+    """The price of a model litellm does not know, in USD per million tokens.
+
+    Attributes:
+        input: USD per 1M prompt tokens.
+        output: USD per 1M completion tokens.
+        cache_read: USD per 1M prompt tokens read from the provider's prompt
+            cache; ``None`` (the default) charges them at ``input``, so a
+            missing cache price never under-states a cost.
+
+    Example:
+        >>> ModelPrice(input=0.15, output=0.60).output
+        0.6
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0, description="USD per 1M prompt tokens")
+    output: float = Field(ge=0, description="USD per 1M completion tokens")
+    cache_read: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per 1M prompt tokens read from the prompt cache (default: input)",
+    )
+
+    def cost_usd(self, tokens_in: int, tokens_out: int, *, cache_read_tokens: int = 0) -> float:
+        """Return the USD cost of one call's tokens.
+
+        Args:
+            tokens_in: Prompt tokens, the ``cache_read_tokens`` among them.
+            tokens_out: Completion tokens.
+            cache_read_tokens: How many of ``tokens_in`` were read from the
+                prompt cache; at most ``tokens_in`` of them count.
+
+        Returns:
+            The cost in USD.
+
+        Example:
+            >>> ModelPrice(input=1.0, output=2.0, cache_read=0.1).cost_usd(
+            ...     1_000_000, 0, cache_read_tokens=500_000
+            ... )
+            0.55
+        """
+        cached = _cache_reads_within(cache_read_tokens, tokens_in)
+        cache_rate = self.input if self.cache_read is None else self.cache_read
+        priced_tokens = (
+            (tokens_in - cached) * self.input + cached * cache_rate + tokens_out * self.output
+        )
+        return priced_tokens / TOKENS_PER_PRICE_UNIT
+
+
+class PriceBook:
+    """Prices by model id: configured ones first, then litellm's bundled map.
+
+    Args:
+        prices: Model id to price, for models litellm lacks or to override it.
+            A key matches the model id exactly, or the id without its provider
+            prefix (``"qwen2.5"`` also prices ``"openai/qwen2.5"``).
+
+    Raises:
+        pydantic.ValidationError: A price is malformed (negative, unknown key).
+
+    Example:
+        >>> book = PriceBook({"openai/qwen2.5": {"input": 0.1, "output": 0.4}})
+        >>> book.cost_usd("openai/qwen2.5", 1_000_000, 500_000)
+        0.3
+    """
+
+    def __init__(self, prices: Mapping[str, ModelPrice | dict[str, Any]] | None = None) -> None:
+        """Validate the configured prices."""
+        self._prices: dict[str, ModelPrice] = {
+            name: price if isinstance(price, ModelPrice) else ModelPrice.model_validate(price)
+            for name, price in (prices or {}).items()
+        }
+
+    @property
+    def prices(self) -> Mapping[str, ModelPrice]:
+        """The configured prices (litellm's map not included)."""
+        return dict(self._prices)
+
+    def cost_usd(
+        self, model: str, tokens_in: int, tokens_out: int, *, cache_read_tokens: int = 0
+    ) -> float | None:
+        """Return the USD cost of one call, or ``None`` when the price is unknown.
+
+        Args:
+            model: A litellm model id (``"deepseek/deepseek-chat"``) or a
+                configured name.
+            tokens_in: Prompt tokens, cached ones included (LangChain's and
+                OpenAI's convention).
+            tokens_out: Completion tokens.
+            cache_read_tokens: How many of ``tokens_in`` were read from the
+                provider's prompt cache (``cache_read_tokens_of(reply)``);
+                they are charged at the model's cache-read price. At most
+                ``tokens_in`` of them count.
+
+        Returns:
+            The cost in USD; ``None`` (with one ``UnknownPriceWarning`` per
+            model name per process) when neither the configuration nor
+            litellm's price map has the model.
+
+        Example:
+            >>> PriceBook().cost_usd("deepseek/deepseek-chat", 0, 0)
+            0.0
+        """
+        configured = self._configured(model)
+        if configured is not None:
+            return configured.cost_usd(tokens_in, tokens_out, cache_read_tokens=cache_read_tokens)
+        cached = _cache_reads_within(cache_read_tokens, tokens_in)
+        cost = _litellm_cost(model, tokens_in, tokens_out, cached)
+        if cost is None:
+            _warn_unknown(model)
+        return cost
+
+    def _configured(self, model: str) -> ModelPrice | None:
+        price = self._prices.get(model)
+        if price is None and "/" in model:
+            price = self._prices.get(model.split("/", 1)[1])
+        return price
+
+
+def usage_of(message: BaseMessage) -> tuple[int, int]:
+    """Return a reply's tokens in and out; ``(0, 0)`` when it reports none.
+
+    Read from ``usage_metadata`` (LangChain's standard field), falling back to
+    the provider's raw usage in ``response_metadata["token_usage"]`` or
+    ``response_metadata["usage"]`` (OpenAI ``prompt_tokens`` /
+    ``completion_tokens`` or Anthropic ``input_tokens`` / ``output_tokens``).
+    Tokens in are every prompt token, cached ones included, as LangChain
+    counts them: Anthropic's raw ``input_tokens`` leaves out the tokens read
+    from or written to its cache, so those are added.
+
+    Args:
+        message: Any message; only ``AIMessage`` carries usage.
+
+    Returns:
+        ``(tokens_in, tokens_out)``.
+
+    Example:
+        >>> from langchain_core.messages import AIMessage
+        >>> raw = {"token_usage": {"prompt_tokens": 9, "completion_tokens": 2}}
+        >>> usage_of(AIMessage("hi", response_metadata=raw))
+        (9, 2)
+    """
+    if not isinstance(message, AIMessage):
+        return (0, 0)
+    if message.usage_metadata:
+        return (
+            int(message.usage_metadata.get("input_tokens") or 0),
+            int(message.usage_metadata.get("output_tokens") or 0),
+        )
+    raw = _raw_usage(message)
+    if raw is None:
+        return (0, 0)
+    if "prompt_tokens" in raw:
+        tokens_in = int(raw["prompt_tokens"] or 0)
+    else:
+        tokens_in = sum(int(raw.get(key) or 0) for key in _ANTHROPIC_PROMPT_KEYS)
+    tokens_out = raw.get("completion_tokens", raw.get("output_tokens")) or 0
+    return (tokens_in, int(tokens_out))
+
+
+def cache_read_tokens_of(message: BaseMessage) -> int:
+    """Return how many of a reply's prompt tokens were read from the provider's prompt cache.
+
+    Read from ``usage_metadata["input_token_details"]["cache_read"]``
+    (LangChain's standard field), falling back to the provider's raw usage:
+    ``cache_read_input_tokens`` (Anthropic, litellm) or
+    ``prompt_tokens_details["cached_tokens"]`` (OpenAI). Pass it to
+    ``PriceBook.cost_usd(..., cache_read_tokens=...)``; ``usage_of`` counts
+    these tokens in its tokens in.
+
+    Args:
+        message: Any message; only ``AIMessage`` carries usage.
+
+    Returns:
+        The number of cache-read prompt tokens; ``0`` when the reply reports none.
+
+    Example:
+        >>> from langchain_core.messages import AIMessage
+        >>> usage = {"prompt_tokens": 30, "prompt_tokens_details": {"cached_tokens": 25}}
+        >>> cache_read_tokens_of(AIMessage("hi", response_metadata={"token_usage": usage}))
+        25
+    """
+    if not isinstance(message, AIMessage):
+        return 0
+    details = message.usage_metadata.get("input_token_details") if message.usage_metadata else None
+    cached = details.get("cache_read") if details else None
+    if cached is not None:
+        return int(cached)
+    raw = _raw_usage(message)
+    if raw is None:
+        return 0
+    cached = raw.get("cache_read_input_tokens")
+    prompt_details = raw.get("prompt_tokens_details")
+    if cached is None and isinstance(prompt_details, Mapping):
+        cached = prompt_details.get("cached_tokens")
+    return int(cached or 0)
+
+
+def _raw_usage(message: AIMessage) -> Mapping[str, Any] | None:
+    for key in ("token_usage", "usage"):
+        raw = message.response_metadata.get(key)
+        if isinstance(raw, Mapping):
+            return raw
+    return None
+
+
+def _cache_reads_within(cache_read_tokens: int, tokens_in: int) -> int:
+    # A cache read is a prompt token: a count above the prompt (a provider
+    # quirk) must not price tokens that were never sent.
+    return max(0, min(cache_read_tokens, tokens_in))
+
+
+class RunSummary(BaseModel):
+    """What a run cost, on each side, and what it would have cost on the strong model alone.
+
+    USD fields are ``None`` when a price needed for them is unknown. See
+    ``summarize_run`` for how each figure is computed.
+
+    Attributes:
+        weak_model: The weak model's id, as priced.
+        strong_model: The strong model's id, as priced.
+        weak_tokens_in: Prompt tokens of the weak model's replies.
+        weak_tokens_out: Completion tokens of the weak model's replies.
+        strong_tokens_in: Prompt tokens of the strong model (replies and briefings).
+        strong_tokens_out: Completion tokens of the strong model.
+        weak_usd: Cost of the weak model's tokens.
+        strong_usd: Cost of every escalation.
+        total_usd: ``weak_usd + strong_usd``.
+        all_strong_usd: Every token of the run at the strong model's prices.
+        saved_usd: ``all_strong_usd - total_usd``.
+        escalations: Escalations in which the strong model was called.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weak_model: str
+    strong_model: str
+    weak_tokens_in: int = 0
+    weak_tokens_out: int = 0
+    strong_tokens_in: int = 0
+    strong_tokens_out: int = 0
+    weak_usd: float | None = 0.0
+    strong_usd: float | None = 0.0
+    total_usd: float | None = 0.0
+    all_strong_usd: float | None = 0.0
+    saved_usd: float | None = 0.0
+    escalations: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready dict (for records, logs and ``--format json``)."""
+        return self.model_dump(mode="json")
+
+    def describe(self) -> str:
+        """Return a short report a person can read.
+
+        Example:
+            >>> summary = RunSummary(
+            ...     weak_model="w", strong_model="s", weak_usd=0.001, strong_usd=0.02,
+            ...     total_usd=0.021, all_strong_usd=0.05, saved_usd=0.029, escalations=1,
+            ... )
+            >>> for part in summary.describe().split("; "):
+            ...     print(part)
+            weak w: $0.001000 (0 in / 0 out)
+            strong s: $0.020000 (0 in / 0 out), 1 escalation
+            total $0.021000
+            all on s: $0.050000
+            saved $0.029000
+        """
+        plural = "" if self.escalations == 1 else "s"
+        return (
+            f"weak {self.weak_model}: {_usd(self.weak_usd)} "
+            f"({self.weak_tokens_in} in / {self.weak_tokens_out} out); "
+            f"strong {self.strong_model}: {_usd(self.strong_usd)} "
+            f"({self.strong_tokens_in} in / {self.strong_tokens_out} out), "
+            f"{self.escalations} escalation{plural}; total {_usd(self.total_usd)}; "
+            f"all on {self.strong_model}: {_usd(self.all_strong_usd)}; saved {_usd(self.saved_usd)}"
+        )
+
+    def __str__(self) -> str:
+        """The ``describe()`` report."""
+        return self.describe()
+
+
+def summarize_run(
+    messages: Iterable[BaseMessage],
+    *,
+    weak_model: str,
+    strong_model: str,
+    prices: PriceBook,
+    records: Iterable[EscalationRecord | Mapping[str, Any]] = (),
+) -> RunSummary:
+    """Summarize what a run cost on the weak model, on the strong one, and on the strong one alone.
+
+    How it is computed:
+
+    1. Each ``AIMessage`` is a strong-model reply when it carries an
+       ``EscalationRecord`` (``additional_kwargs[RECORD_KEY]``) or its
+       ``response_metadata["model_name"]`` is ``strong_model``; every other
+       ``AIMessage`` is a weak-model reply. Its tokens come from ``usage_of``,
+       its cache reads from ``cache_read_tokens_of``.
+    2. Each reply is priced on its own (tiered prices depend on the call) at its
+       side's prices: ``weak_model``'s or ``strong_model``'s, cache reads at
+       the side's cache-read price.
+    3. Escalation records (attached to messages or passed in ``records``, each
+       counted once by id) whose tokens are not in a message - a record on a
+       message reporting no usage, or not on a message at all, as an advise-mode
+       briefing - add their ``tokens_in``/``tokens_out`` to the strong side and
+       their ``cost_usd`` to ``strong_usd`` (priced from their tokens at
+       ``record.model`` or ``strong_model``, without cache reads, which a
+       record does not keep, when ``cost_usd`` is missing).
+       Records whose strong call never happened (``over_budget``, ``skipped``)
+       and records of other rungs (nudge, human, stop) add nothing.
+    4. ``all_strong_usd`` prices every weak reply at the strong model's prices
+       and adds ``strong_usd``: all of the run's tokens on the strong model.
+       ``saved_usd = all_strong_usd - (weak_usd + strong_usd)``.
+    5. A side whose price is unknown while it has tokens is ``None``, and so is
+       every figure derived from it; a side without tokens costs ``0.0``.
+
+    Args:
+        messages: The run's messages, in any order.
+        weak_model: The weak model's id, for pricing.
+        strong_model: The strong model's id, for pricing and classification.
+        prices: The price book.
+        records: Escalation records kept outside the messages (e.g. the
+            ``escalations`` state key), as records or dicts.
+
+    Returns:
+        The ``RunSummary``.
+
+    Example:
+        >>> from langchain_core.messages import AIMessage
+        >>> usage = {"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100}
+        >>> run = [AIMessage("done", usage_metadata=usage)]
+        >>> summary = summarize_run(
+        ...     run,
+        ...     weak_model="cheap",
+        ...     strong_model="smart",
+        ...     prices=PriceBook(
+        ...         {"cheap": {"input": 1, "output": 2}, "smart": {"input": 10, "output": 20}}
+        ...     ),
+        ... )
+        >>> summary.weak_usd, summary.all_strong_usd, summary.saved_usd
+        (0.0012, 0.012, 0.0108)
+    """
+    tally = _Tally()
+    seen_records: set[str] = set()
+    for message in messages:
+        if not isinstance(message, AIMessage):
+            continue
+        tokens_in, tokens_out = usage_of(message)
+        cached = cache_read_tokens_of(message)
+        record = _record_of(message)
+        is_strong = (
+            record is not None or message.response_metadata.get("model_name") == strong_model
+        )
+        if record is not None:
+            seen_records.add(record.id)
+            if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
+                tally.escalations += 1
+                if tokens_in == tokens_out == 0:
+                    tally.add_record(record, prices=prices, strong_model=strong_model)
+                    continue
+        if is_strong:
+            tally.strong_in += tokens_in
+            tally.strong_out += tokens_out
+            tally.strong_usd.add(
+                prices.cost_usd(strong_model, tokens_in, tokens_out, cache_read_tokens=cached),
+                tokens_in + tokens_out,
+            )
+        else:
+            tally.weak_in += tokens_in
+            tally.weak_out += tokens_out
+            tally.weak_usd.add(
+                prices.cost_usd(weak_model, tokens_in, tokens_out, cache_read_tokens=cached),
+                tokens_in + tokens_out,
+            )
+            # The counterfactual keeps the reply's cache reads: the same prompts
+            # would have hit the strong model's cache as they hit the weak one's.
+            tally.weak_at_strong_usd.add(
+                prices.cost_usd(strong_model, tokens_in, tokens_out, cache_read_tokens=cached),
+                tokens_in + tokens_out,
+            )
+    for raw in records:
+        record = raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
+        if record.id in seen_records:
+            continue
+        seen_records.add(record.id)
+        if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
+            tally.escalations += 1
+            tally.add_record(record, prices=prices, strong_model=strong_model)
+    return tally.summary(weak_model=weak_model, strong_model=strong_model)
+
+
+class _Sum:
+    """A running USD sum that becomes unknown once a priced amount is unknown."""
+
+    def __init__(self) -> None:
+        self.value: float | None = 0.0
+
+    def add(self, amount: float | None, tokens: int) -> None:
+        if amount is None:
+            # An unknown price matters only when there was something to price.
+            if tokens:
+                self.value = None
+            return
+        if self.value is not None:
+            self.value += amount
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.weak_in = self.weak_out = self.strong_in = self.strong_out = 0
+        self.escalations = 0
+        self.weak_usd = _Sum()
+        self.strong_usd = _Sum()
+        self.weak_at_strong_usd = _Sum()
+
+    def add_record(self, record: EscalationRecord, *, prices: PriceBook, strong_model: str) -> None:
+        self.strong_in += record.tokens_in
+        self.strong_out += record.tokens_out
+        cost = record.cost_usd
+        if cost is None:
+            cost = prices.cost_usd(
+                record.model or strong_model, record.tokens_in, record.tokens_out
+            )
+        self.strong_usd.add(cost, record.tokens_in + record.tokens_out)
+
+    def summary(self, *, weak_model: str, strong_model: str) -> RunSummary:
+        weak, strong = self.weak_usd.value, self.strong_usd.value
+        total = None if weak is None or strong is None else weak + strong
+        weak_at_strong = self.weak_at_strong_usd.value
+        all_strong = None if weak_at_strong is None or strong is None else weak_at_strong + strong
+        saved = None if all_strong is None or total is None else all_strong - total
+        return RunSummary(
+            weak_model=weak_model,
+            strong_model=strong_model,
+            weak_tokens_in=self.weak_in,
+            weak_tokens_out=self.weak_out,
+            strong_tokens_in=self.strong_in,
+            strong_tokens_out=self.strong_out,
+            weak_usd=weak,
+            strong_usd=strong,
+            total_usd=total,
+            all_strong_usd=all_strong,
+            saved_usd=saved,
+            escalations=self.escalations,
+        )
+
+
+def _record_of(message: AIMessage) -> EscalationRecord | None:
+    raw = message.additional_kwargs.get(RECORD_KEY)
+    if raw is None:
+        return None
+    if isinstance(raw, EscalationRecord):
+        return raw
+    return EscalationRecord.model_validate(raw)
+
+
+def _litellm_cost(model: str, tokens_in: int, tokens_out: int, cached: int) -> float | None:
+    litellm = _import_litellm()
+    provider: str | None = None
+    if "/" not in model:
+        # A bare id ("deepseek-chat", as a provider echoes it back) is priced
+        # only when litellm's own map names its provider; asking litellm to
+        # guess would print to stdout and raise for most names.
+        entry = litellm.model_cost.get(model)
+        if not isinstance(entry, Mapping) or not entry.get("litellm_provider"):
+            return None
+        provider = str(entry["litellm_provider"])
+    try:
+        prompt_usd, completion_usd = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=tokens_in,
+            completion_tokens=tokens_out,
+            # Counted within prompt_tokens, as in an OpenAI reply; litellm
+            # charges them at the model's cache-read price.
+            cache_read_input_tokens=cached,
+            custom_llm_provider=provider,
+        )
+    # litellm signals an unmapped model with several unrelated exception types
+    # (ModelNotMappedError, BadRequestError, NotFoundError, plain Exception),
+    # so the broad catch; the caller warns, and the cause is logged here.
+    except Exception as error:  # noqa: BLE001
+        logger.debug("litellm has no price for %r: %s", model, error)
+        return None
+    return float(prompt_usd) + float(completion_usd)
+
+
+def _import_litellm() -> ModuleType:
+    ensure_offline_price_map()
+    import litellm  # noqa: PLC0415 - seconds to import; only cost computation pays it
+
+    return litellm
+
+
+def _warn_unknown(model: str) -> None:
+    with _warned_lock:
+        if model in _warned_models:
+            return
+        _warned_models.add(model)
+    warnings.warn(
+        f"no price for model {model!r}: its cost is reported as unknown (None). "
+        f"Add it under `prices` in escalate.yaml or pass "
+        f"PriceBook({{{model!r}: ModelPrice(input=..., output=...)}}) (USD per 1M tokens).",
+        UnknownPriceWarning,
+        stacklevel=3,
+    )
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.6f}"
