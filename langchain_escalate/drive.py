@@ -1,0 +1,84 @@
+"""Logic written once for sync and async: a generator that yields its I/O.
+
+The escalation logic (and each adapter's own step) is a generator that yields
+``Call`` objects, each holding the same I/O in a sync and an async flavour
+(a model call, a budget reservation). ``run_sync`` performs them with
+``Call.run``, ``run_async`` awaits ``Call.arun``; everything else is shared.
+
+Example:
+    >>> def double_of_answer():
+    ...     value = yield Call(lambda: 21, _async_21)
+    ...     return value * 2
+    >>> async def _async_21():
+    ...     return 21
+    >>> run_sync(double_of_answer())
+    42
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One piece of I/O the logic needs, in a sync and an async flavour.
+
+    Attributes:
+        run: Performs the I/O synchronously.
+        arun: Performs it asynchronously.
+    """
+
+    run: Callable[[], T]
+    arun: Callable[[], Awaitable[T]]
+
+
+Steps = Generator[Call[Any], Any, T]
+"""Logic written as a generator of ``Call`` objects that returns a ``T``."""
+
+
+def run_sync(steps: Steps[T]) -> T:
+    """Drive ``steps`` to its result, performing each ``Call`` synchronously.
+
+    An exception raised by a call is thrown back into the logic, which decides
+    what it means. ``GraphBubbleUp`` (interrupts, parent commands) is thrown
+    in too, so the logic can release what it holds; every handler re-raises it.
+
+    Args:
+        steps: The logic.
+
+    Returns:
+        What the logic returns.
+    """
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            call = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        try:
+            value, error = call.run(), None
+        except Exception as exc:  # noqa: BLE001 - handed to the logic, which records or re-raises it
+            value, error = None, exc
+
+
+async def run_async(steps: Steps[T]) -> T:
+    """Async twin of ``run_sync``: each ``Call`` is awaited."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            call = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        try:
+            value, error = await call.arun(), None
+        except Exception as exc:  # noqa: BLE001 - handed to the logic, which records or re-raises it
+            value, error = None, exc

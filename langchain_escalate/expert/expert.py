@@ -1,0 +1,269 @@
+"""The strong side of an escalation: a chat model, or the user's compiled graph.
+
+An ``Expert`` answers a briefing with guidance (``advise``) or takes the weak
+model's place for a step (``take_over``, a chat model bound to the same tools).
+A user's compiled graph is called with the briefing as a ``HumanMessage`` in
+``{"messages": [...]}`` and its last AI message is the guidance. Sync and async
+calls differ only in how the model or graph is invoked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from langchain_escalate.models import ModelRef
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from langchain_core.tools import BaseTool
+
+ADVISOR_PROMPT = (
+    "You are a senior engineer helping a less capable AI assistant that is stuck on a task. "
+    "You will read a briefing: the task, what the assistant tried and what came back, and why "
+    "it looks stuck. Reply with short, concrete guidance the assistant can act on next "
+    "(which tool to call with which arguments, or what to answer). Do not repeat the briefing."
+)
+"""System prompt of the strong model in ``advise`` mode."""
+
+TAKEOVER_PROMPT = (
+    "You are taking over a task from a less capable AI assistant that got stuck. The first "
+    "message briefs you on the task and what was tried. Act directly: call the tools you need "
+    "or give the final answer."
+)
+"""System prompt of the strong model in ``takeover`` mode."""
+
+ExpertKind = Literal["model", "graph"]
+
+# Any Runnable from {"messages": [...]} to a state dict is accepted as an expert
+# graph (CompiledStateGraph, Pregel, or a RunnableLambda around one); typed
+# loosely because compiled graphs are generic over user state types.
+ExpertSpec = str | BaseChatModel | ModelRef | Runnable[Any, Any]
+
+
+class ExpertError(RuntimeError):
+    """The expert answered with nothing usable (no text, no tool call)."""
+
+
+@dataclass(frozen=True)
+class ExpertAnswer:
+    """What the expert said, and the model calls it took to say it.
+
+    Attributes:
+        text: The guidance (``advise``) or the text of the takeover step.
+        message: The step itself in ``take_over`` (an ``AIMessage``, possibly
+            with tool calls); ``None`` for ``advise``.
+        calls: Every AI message the expert produced, for token usage and cost
+            (one for a chat model, one per model call inside a graph).
+    """
+
+    text: str
+    message: AIMessage | None
+    calls: tuple[AIMessage, ...]
+
+
+class Expert:
+    r"""The strong model, or the user's compiled graph, that helps a stuck weak model.
+
+    Args:
+        strong: A litellm model id, a ``BaseChatModel``, a ``ModelRef``, or a
+            compiled graph (any Runnable taking ``{"messages": [...]}`` and
+            returning a state with ``messages``). Model ids resolve at first use.
+        tools: Tools the strong model is bound to in ``take_over`` (the weak
+            model's tools). Ignored for a graph.
+        name: Name used in records and pricing; by default the model's name, or
+            the graph's ``name``.
+
+    Raises:
+        TypeError: ``strong`` is none of the accepted kinds.
+
+    Example:
+        >>> from langchain_escalate.testing import ScriptedChatModel
+        >>> expert = Expert(ScriptedChatModel(script=["Use the v2 endpoint."], model_name="big"))
+        >>> expert.advise("## Task\\nFetch the data").text
+        'Use the v2 endpoint.'
+    """
+
+    def __init__(
+        self,
+        strong: ExpertSpec | Expert,
+        *,
+        tools: Sequence[BaseTool | Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Wrap ``strong``; a model id is not resolved until the first call."""
+        if isinstance(strong, Expert):
+            # Same class: sharing the other expert's parts keeps its resolved model.
+            self._model: ModelRef | None = strong._model  # noqa: SLF001
+            self._graph: Runnable[Any, Any] | None = strong._graph  # noqa: SLF001
+            self._tools: tuple[Any, ...] = (
+                tuple(tools) if tools is not None else strong._tools  # noqa: SLF001
+            )
+            self.name: str = name or strong.name
+        elif isinstance(strong, (str, BaseChatModel, ModelRef)):
+            self._model = ModelRef(strong)
+            self._graph = None
+            self._tools = tuple(tools or ())
+            self.name = name or self._model.name
+        elif isinstance(strong, Runnable):
+            self._model = None
+            self._graph = strong
+            self._tools = ()
+            self.name = name or getattr(strong, "name", None) or type(strong).__name__
+        else:
+            msg = (
+                "strong must be a litellm model id (str), a BaseChatModel, a ModelRef or a "
+                f"compiled graph taking {{'messages': [...]}}, got {type(strong).__name__}"
+            )
+            raise TypeError(msg)
+        self._bound: Runnable[LanguageModelInput, BaseMessage] | None = None
+
+    @property
+    def kind(self) -> ExpertKind:
+        """``"graph"`` for a user's compiled graph, else ``"model"``."""
+        return "graph" if self._graph is not None else "model"
+
+    def advise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
+        """Answer the briefing with guidance.
+
+        Args:
+            briefing: The text from ``build_briefing``.
+            config: Run config (tags and metadata mark the call in traces).
+
+        Returns:
+            The guidance and the AI messages it took.
+
+        Raises:
+            ExpertError: The expert answered with no text.
+        """
+        if self._graph is not None:
+            output = self._graph.invoke(_graph_input(briefing), config)
+            return _graph_answer(output, briefing)
+        reply = self._model_ref().get().invoke(_advise_input(briefing), config)
+        return _advice_answer(reply)
+
+    async def aadvise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
+        """Async twin of ``advise``."""
+        if self._graph is not None:
+            output = await self._graph.ainvoke(_graph_input(briefing), config)
+            return _graph_answer(output, briefing)
+        reply = await self._model_ref().get().ainvoke(_advise_input(briefing), config)
+        return _advice_answer(reply)
+
+    def take_over(
+        self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
+    ) -> ExpertAnswer:
+        """Take one step in the weak model's place, bound to the same tools.
+
+        Args:
+            messages: What the strong model reads (the escalation sends the
+                briefing and the steps of the takeover so far).
+            config: Run config.
+
+        Returns:
+            The step (``message``: an ``AIMessage``, possibly with tool calls).
+
+        Raises:
+            ExpertError: The expert is a graph (use ``advise``), or its step
+                has neither text nor tool calls.
+        """
+        reply = self._tool_model().invoke([SystemMessage(TAKEOVER_PROMPT), *messages], config)
+        return _takeover_answer(reply)
+
+    async def atake_over(
+        self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
+    ) -> ExpertAnswer:
+        """Async twin of ``take_over``."""
+        reply = await self._tool_model().ainvoke(
+            [SystemMessage(TAKEOVER_PROMPT), *messages], config
+        )
+        return _takeover_answer(reply)
+
+    def chat_model(self) -> BaseChatModel:
+        """The strong chat model, resolved (built on first call).
+
+        Raises:
+            ExpertError: The expert is a compiled graph.
+        """
+        if self._graph is not None:
+            msg = f"expert {self.name!r} is a compiled graph, not a chat model"
+            raise ExpertError(msg)
+        return self._model_ref().get()
+
+    def _model_ref(self) -> ModelRef:
+        if self._model is None:  # pragma: no cover - guarded by kind checks in callers
+            msg = f"expert {self.name!r} is a graph, not a chat model"
+            raise ExpertError(msg)
+        return self._model
+
+    def _tool_model(self) -> Runnable[LanguageModelInput, BaseMessage]:
+        if self._graph is not None:
+            msg = (
+                f"expert {self.name!r} is a compiled graph and cannot take over; use mode='advise'"
+            )
+            raise ExpertError(msg)
+        if self._bound is None:
+            model = self._model_ref().get()
+            self._bound = model.bind_tools(list(self._tools)) if self._tools else model
+        return self._bound
+
+    def __repr__(self) -> str:
+        """Name and kind, e.g. ``Expert('anthropic/claude-sonnet-4-6', kind='model')``."""
+        return f"Expert({self.name!r}, kind={self.kind!r})"
+
+
+def _advise_input(briefing: str) -> list[BaseMessage]:
+    return [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
+
+
+def _graph_input(briefing: str) -> dict[str, Any]:
+    return {"messages": [HumanMessage(briefing)]}
+
+
+def _advice_answer(reply: BaseMessage) -> ExpertAnswer:
+    if not isinstance(reply, AIMessage):
+        msg = f"the expert returned a {type(reply).__name__}, expected an AIMessage"
+        raise ExpertError(msg)
+    text = str(reply.text).strip()
+    if not text:
+        msg = "the expert returned an empty answer"
+        raise ExpertError(msg)
+    return ExpertAnswer(text=text, message=None, calls=(reply,))
+
+
+def _takeover_answer(reply: BaseMessage) -> ExpertAnswer:
+    if not isinstance(reply, AIMessage):
+        msg = f"the expert returned a {type(reply).__name__}, expected an AIMessage"
+        raise ExpertError(msg)
+    text = str(reply.text).strip()
+    if not text and not reply.tool_calls:
+        msg = "the expert's step has neither text nor tool calls"
+        raise ExpertError(msg)
+    return ExpertAnswer(text=text, message=reply, calls=(reply,))
+
+
+def _graph_answer(output: Any, briefing: str) -> ExpertAnswer:
+    messages = output.get("messages") if isinstance(output, dict) else None
+    if not isinstance(messages, list):
+        msg = (
+            "the expert graph returned no 'messages' list; "
+            "it must take and return {'messages': [...]}"
+        )
+        raise ExpertError(msg)
+    # Only what the graph said after our briefing counts (a graph may carry
+    # earlier messages of its own).
+    start = 0
+    for position, message in enumerate(messages):
+        if isinstance(message, HumanMessage) and message.content == briefing:
+            start = position + 1
+    calls = tuple(m for m in messages[start:] if isinstance(m, AIMessage))
+    text = next((str(m.text).strip() for m in reversed(calls) if str(m.text).strip()), "")
+    if not text:
+        msg = "the expert graph's answer has no AI message with text"
+        raise ExpertError(msg)
+    return ExpertAnswer(text=text, message=None, calls=calls)

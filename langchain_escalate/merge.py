@@ -1,0 +1,248 @@
+"""What an escalation writes back: help messages with their records, pruning, events.
+
+The messages an escalation adds carry their ``EscalationRecord`` (and the
+adapter's bookkeeping) in ``additional_kwargs`` under the keys below, so they
+survive in plain ``MessagesState`` and in any checkpointer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
+
+from langchain_escalate.detector.steps import strip_confidence
+from langchain_escalate.expert.briefing import (
+    describe_call,
+    is_help_message,
+    truncate_middle,
+    turn_start,
+)
+from langchain_escalate.records import RECORD_KEY, EscalationRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from langchain_escalate.detector.verdict import Verdict
+
+logger = logging.getLogger("langchain_escalate")
+
+ATTEMPTS_KEY = "escalation_attempts"
+"""``additional_kwargs`` key: records of rungs that could not run before this message's rung."""
+
+LADDER_KEY = "escalation_ladder"
+"""``additional_kwargs`` key: ``{"fired": n}``, firings answered so far in the turn."""
+
+TAKEOVER_KEY = "escalation_takeover"
+"""``additional_kwargs`` key on a takeover step: ``{"step": k, "steps": n}``.
+
+The opening step (``step`` 0) also carries the ``"briefing"`` the later steps re-read.
+"""
+
+STREAM_KEY = "escalation"
+"""Key of the custom stream event: ``{"escalation": record_dict}``."""
+
+_NUDGE_LOOKBACK = 60  # messages read to name a loop in a nudge
+
+
+def nudge_text(verdict: Verdict, messages: Sequence[BaseMessage]) -> str:
+    """Write the free hint for a stuck weak model.
+
+    Names the repeated call and the last error when the conversation ends in a
+    tool loop ("you called X 3 times; the last result was Y"), and asks for a
+    different approach.
+
+    Args:
+        verdict: The detector's verdict.
+        messages: The conversation.
+
+    Returns:
+        The hint.
+
+    Example:
+        >>> from langchain_escalate.detector.verdict import Verdict
+        >>> nudge_text(Verdict(stuck=True, rule="monologue", reason="Same reply 3 times."), [])
+        'You seem to be stuck: Same reply 3 times. Try something different ...'
+    """
+    parts = [f"You seem to be stuck: {verdict.reason}"]
+    call, times, result = _last_action(messages)
+    if call is not None:
+        parts.append(f"You called {call} {times} time{'s' if times != 1 else ''}.")
+        if result:
+            parts.append(f"The last result was: {truncate_middle(result, 300)}")
+        parts.append("Repeating it will not work.")
+    parts.append(
+        "Try something different (other arguments, another tool, or a different plan), "
+        "or answer with what you know."
+    )
+    return " ".join(parts)
+
+
+def prune_loop(
+    messages: Sequence[BaseMessage], loop_messages: int
+) -> tuple[list[RemoveMessage], str]:
+    """Remove the last ``loop_messages`` messages of the loop, keeping a one-line summary.
+
+    Never removes a person's message or a message carrying an escalation
+    record, and never splits an ``AIMessage`` with tool calls from its
+    ``ToolMessage`` answers. Messages without ids cannot be removed; then
+    nothing is pruned.
+
+    Args:
+        messages: The conversation in graph state.
+        loop_messages: How many trailing messages form the loop.
+
+    Returns:
+        The ``RemoveMessage`` list and the summary line (both empty when
+        nothing was pruned).
+    """
+    end = len(messages)
+    start = max(end - loop_messages, turn_start(messages) + 1)
+    # Start at an action, never at a tool result whose call would stay behind.
+    while start < end and isinstance(messages[start], ToolMessage):
+        start += 1
+    # An unanswered call at the end stays, with nothing of it removed.
+    last = messages[end - 1] if end > start else None
+    if isinstance(last, AIMessage) and last.tool_calls:
+        end -= 1
+    doomed = [
+        m
+        for m in messages[start:end]
+        if not is_help_message(m) and not (isinstance(m, HumanMessage))
+    ]
+    if not doomed or any(m.id is None for m in doomed):
+        return [], ""
+    call, times, result = _last_action(messages[start:end])
+    summary = f"(Removed {len(doomed)} earlier messages of a loop"
+    if call is not None:
+        summary += f": {call} was called {times} time{'s' if times != 1 else ''}"
+        if result:
+            summary += f"; the last result was: {truncate_middle(result, 200)}"
+    summary += ".)"
+    return [RemoveMessage(id=str(m.id)) for m in doomed], summary
+
+
+def trailing_span(
+    messages: Sequence[BaseMessage], observed: int, *, seen: Callable[[int], bool]
+) -> int:
+    """How many trailing messages hold the last ``observed`` messages the detector saw.
+
+    Adapters feed the detector only some messages (not the help an escalation
+    added), so a loop of ``observed`` detector messages may span more messages
+    in state.
+
+    Args:
+        messages: The conversation in graph state.
+        observed: Messages of the loop in the detector's stream.
+        seen: Whether the message at a position was fed to the detector.
+
+    Returns:
+        The number of trailing messages to count back (0 when ``observed`` is 0).
+    """
+    if observed <= 0:
+        return 0
+    count = 0
+    for position in range(len(messages) - 1, -1, -1):
+        if seen(position):
+            count += 1
+            if count >= observed:
+                return len(messages) - position
+    return len(messages)
+
+
+def record_of(message: BaseMessage) -> EscalationRecord | None:
+    """The ``EscalationRecord`` a message carries, if any."""
+    raw = message.additional_kwargs.get(RECORD_KEY)
+    if raw is None:
+        return None
+    return raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
+
+
+def records_of(message: BaseMessage) -> list[dict[str, Any]]:
+    """Every record dict a message carries: the rungs that could not run, then its own."""
+    found = [dict(r) for r in message.additional_kwargs.get(ATTEMPTS_KEY, [])]
+    own = message.additional_kwargs.get(RECORD_KEY)
+    if own is not None:
+        found.append(dict(own))
+    return found
+
+
+def emit_record(record: EscalationRecord) -> None:
+    """Log a record and emit it as a custom stream event (``{"escalation": record_dict}``).
+
+    Outside a LangGraph run there is no stream; the record is only logged.
+
+    Args:
+        record: The record.
+    """
+    logger.info(
+        "node %r: %s (%s) on %s: %s; cost %s",
+        record.node,
+        record.action,
+        record.outcome,
+        record.rule,
+        record.reason,
+        "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}",
+    )
+    from langgraph.config import get_stream_writer  # noqa: PLC0415 - only inside a graph run
+
+    try:
+        writer = get_stream_writer()
+    except (RuntimeError, KeyError):  # not inside a graph run: nothing to stream to
+        return
+    writer({STREAM_KEY: record.to_dict()})
+
+
+def stamp(
+    message: BaseMessage,
+    record: EscalationRecord,
+    attempts: Sequence[EscalationRecord],
+    *,
+    fired: int | None,
+) -> Any:
+    """Return a copy of ``message`` carrying ``record`` (and the rungs that could not run).
+
+    Args:
+        message: A help message, a takeover step or a stop message.
+        record: Its record, under ``additional_kwargs[RECORD_KEY]``.
+        attempts: Records of rungs that could not run first, under ``ATTEMPTS_KEY``.
+        fired: Firings answered in the turn after this one, under ``LADDER_KEY``
+            (``None``: not a firing, e.g. a later takeover step).
+
+    Returns:
+        The stamped copy (same type, same id).
+    """
+    extra: dict[str, Any] = {RECORD_KEY: record.to_dict()}
+    if attempts:
+        extra[ATTEMPTS_KEY] = [r.to_dict() for r in attempts]
+    if fired is not None:
+        extra[LADDER_KEY] = {"fired": fired}
+    return message.model_copy(update={"additional_kwargs": {**message.additional_kwargs, **extra}})
+
+
+def _last_action(messages: Sequence[BaseMessage]) -> tuple[str | None, int, str]:
+    """The last tool call (rendered), how often it was made in ``messages``, its last result."""
+    last: str | None = None
+    result = ""
+    times = 0
+    # The recent past is enough to name a loop; older history is not read.
+    for message in reversed(messages[-_NUDGE_LOOKBACK:]):
+        if isinstance(message, ToolMessage) and last is None and not result:
+            result = " ".join(str(message.text).split())
+        elif isinstance(message, AIMessage) and message.tool_calls:
+            rendered = describe_call(message)
+            if last is None:
+                last = rendered
+            if rendered == last:
+                times += 1
+    return last, times, result
+
+
+def without_confidence(reply: AIMessage) -> AIMessage:
+    """The reply without its final ``Confidence: x`` line, which is for the detector only."""
+    if isinstance(reply.content, str):
+        stripped = strip_confidence(reply.content)
+        if stripped != reply.content:
+            return reply.model_copy(update={"content": stripped})
+    return reply

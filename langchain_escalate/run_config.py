@@ -1,0 +1,27 @@
+"""What the adapters read from LangGraph's run config."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+try:
+    from langgraph.constants import CONFIG_KEY_CHECKPOINTER
+except ImportError:  # pragma: no cover - depends on the installed langgraph
+    # LangGraph has no public way to ask whether a run has a checkpointer; it
+    # keeps this constant importable "for backwards compatibility". Should it
+    # go, the key's value is the fallback.
+    CONFIG_KEY_CHECKPOINTER = "__pregel_checkpointer"
+
+
+def thread_id_of(config: RunnableConfig | None) -> str | None:
+    """The run's ``thread_id`` as a string, or ``None`` outside a thread."""
+    thread_id = ((config or {}).get("configurable") or {}).get("thread_id")
+    return str(thread_id) if thread_id is not None else None
+
+
+def has_checkpointer(config: RunnableConfig | None) -> bool:
+    """Whether the running graph has a checkpointer, so ``interrupt()`` can pause it."""
+    return ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER) is not None
