@@ -1,0 +1,438 @@
+"""``EscalationMiddleware``: the escalation ladder for ``langchain.agents.create_agent``.
+
+LangChain's ``ModelFallbackMiddleware`` switches models only when a call
+raises, never when the model is stuck. This middleware watches the
+conversation with the stuck detector and, when it fires, answers with the same
+ladder and modes as the escalating node, through the same engine
+(``escalation.Escalator``):
+
+- ``before_model`` feeds the detector what arrived since the last model call
+  (tool results) and, when stuck, runs the ladder before the weak model is
+  called: a nudge or the strong model's advice is added to the messages, a
+  person is asked through ``interrupt()``, or the run ends (``jump_to="end"``).
+- ``wrap_model_call`` runs the ``takeover`` steps: the request goes to the
+  strong model (``request.override(model=...)``) with the agent's own system
+  prompt and tools, under the budget.
+- ``after_model`` checks a final reply (no tool calls) for the reply rules
+  (low confidence, monologue) and sends the agent back to the model when it
+  is stuck, instead of letting the run end on a doubtful answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+from langchain.agents.middleware.types import (
+    AgentMiddleware,
+    AgentState,
+    ExtendedModelResponse,
+    ModelRequest,
+    ModelResponse,
+    PrivateStateAttr,
+    hook_config,
+)
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
+from langgraph.config import get_config
+from langgraph.types import Command
+from typing_extensions import NotRequired
+
+from langchain_escalate.detector import DetectorConfig, Verdict
+from langchain_escalate.escalation import Call, Escalator, Situation, Steps, run_async, run_sync
+from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
+from langchain_escalate.merge import without_confidence
+from langchain_escalate.progress import feed, load_progress, loop_span
+from langchain_escalate.records import RECORD_KEY, add_records, merge_progress
+from langchain_escalate.run_config import has_checkpointer, thread_id_of
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.runtime import Runtime
+
+    from langchain_escalate.budget import Budget
+    from langchain_escalate.cost import ModelPrice
+    from langchain_escalate.expert.expert import ExpertSpec
+    from langchain_escalate.policy import EscalationPolicy
+    from langchain_escalate.progress import Progress
+    from langchain_escalate.records import EscalationRecord
+
+ESCALATIONS_KEY = "escalations"
+PROGRESS_KEY = "escalation_progress"
+TAKEOVER_FIELD = "takeover"
+"""Entry of this middleware's progress that holds a takeover in progress."""
+
+DEFAULT_NAME = "EscalationMiddleware"
+
+
+class EscalationMiddlewareState(AgentState[Any]):
+    """What ``EscalationMiddleware`` keeps in the agent's state (and so in checkpoints).
+
+    Attributes:
+        escalations: Every ``EscalationRecord`` as a dict, in order.
+        escalation_progress: Per middleware name: the detector's state, the
+            ladder position in the turn, and a takeover in progress. Private:
+            not part of the agent's input or output.
+    """
+
+    escalations: NotRequired[Annotated[list[dict[str, Any]], add_records]]
+    escalation_progress: NotRequired[Annotated[dict[str, Any], merge_progress, PrivateStateAttr]]
+
+
+class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any]):
+    """Escalate a stuck ``create_agent`` agent to a stronger model, a person, or a stop.
+
+    Watches the conversation before each model call. When the stuck detector
+    fires, the next rung of ``policy.ladder`` runs: ``nudge`` (a free hint),
+    ``escalate`` (``advise``: the strong model's guidance is added and the
+    agent's own model acts; ``takeover``: the strong model takes this model
+    call and the next ``policy.takeover_steps``), ``human`` (``interrupt()``;
+    needs a checkpointer), ``stop`` (the run ends with a message saying why).
+    Every action appends an ``EscalationRecord`` to ``escalations`` and to the
+    metadata of the messages it adds. On a healthy run it calls nothing and
+    adds nothing but its own bookkeeping.
+
+    Args:
+        strong: The expert: a litellm model id (resolved at first use), a
+            ``BaseChatModel``, or a compiled graph called with
+            ``{"messages": [briefing]}`` (``advise`` only).
+        detector: Thresholds of the stuck detector.
+        policy: The ladder and the escalation mode.
+        budget: Bounds the strong model's spending; unbounded by default.
+        prices: USD per 1M tokens for models litellm's price map lacks.
+        name: The middleware's name: its node names in the agent graph, its
+            entry in ``escalation_progress``, and the ``node`` of its records.
+            Two instances in one agent need distinct names.
+
+    Raises:
+        TypeError: ``strong`` is none of the accepted kinds.
+
+    Example:
+        >>> from langchain.agents import create_agent
+        >>> from langchain_escalate.testing import ScriptedChatModel
+        >>> agent = create_agent(
+        ...     ScriptedChatModel(script=["Paris."]),
+        ...     middleware=[EscalationMiddleware(ScriptedChatModel(script=[]))],
+        ... )
+        >>> agent.invoke({"messages": [("user", "Capital of France?")]})["messages"][-1].content
+        'Paris.'
+    """
+
+    state_schema = EscalationMiddlewareState
+
+    def __init__(
+        self,
+        strong: ExpertSpec,
+        *,
+        detector: DetectorConfig | None = None,
+        policy: EscalationPolicy | None = None,
+        budget: Budget | None = None,
+        prices: Mapping[str, ModelPrice | dict[str, Any]] | None = None,
+        name: str = DEFAULT_NAME,
+    ) -> None:
+        """Build the middleware; the strong model is resolved at its first call."""
+        super().__init__()
+        self._name = name
+        self._detector = detector or DetectorConfig()
+        self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
+
+    @property
+    def name(self) -> str:
+        """The middleware's name (its nodes in the agent graph, its progress entry)."""
+        return self._name
+
+    # -- before each model call: detect, then climb the ladder -----------------
+
+    @hook_config(can_jump_to=["end"])
+    def before_model(
+        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Feed the detector the new messages; when stuck, run the next rung of the ladder.
+
+        Args:
+            state: The agent state.
+            runtime: The LangGraph runtime (unused; the run config is read from context).
+
+        Returns:
+            The messages the rung adds or prunes, its records, this
+            middleware's progress, and ``jump_to="end"`` after ``stop``.
+        """
+        del runtime
+        return run_sync(self._before_model(state, get_config()))
+
+    @hook_config(can_jump_to=["end"])
+    async def abefore_model(
+        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async twin of ``before_model``."""
+        del runtime
+        return await run_async(self._before_model(state, get_config()))
+
+    def _before_model(
+        self, state: EscalationMiddlewareState, config: RunnableConfig
+    ) -> Steps[dict[str, Any] | None]:
+        messages = state["messages"]
+        saved = self._saved(state)
+        progress, start = load_progress(saved, messages, self._detector)
+        verdict, loop = feed(progress, messages, start)
+        start_rung: int | None = None
+        if progress.pending is not None:
+            # A stuck final reply (after_model), or a rung deferred earlier.
+            pending, progress.pending = progress.pending, None
+            verdict = Verdict(**pending["verdict"])
+            loop = int(pending.get("loop", 0))
+            start_rung = pending.get("rung")
+        extra = _takeover_entry(saved)
+        if _new_turn(messages, start):
+            extra.pop(TAKEOVER_FIELD, None)  # a person spoke: the agent's own model has the turn
+        if not verdict.stuck:
+            return self._progress_update(progress, extra, saved)
+        escalator = self._escalator
+        help_ = yield from escalator.steps(
+            Situation(
+                verdict=verdict,
+                messages=messages,
+                times_fired=progress.fired,
+                loop_messages=loop,
+                thread_id=thread_id_of(config),
+                can_interrupt=has_checkpointer(config),
+                start_rung=start_rung,
+                config=config,
+                host_takes_over=True,
+            )
+        )
+        if help_.host_takeover:
+            extra[TAKEOVER_FIELD] = {
+                "verdict": verdict.to_dict(),
+                "rung": _escalate_rung(escalator.policy.ladder, start_rung, progress.fired),
+                "step": 0,
+                "steps": escalator.policy.takeover_steps + 1,
+            }
+        progress.fired += 1
+        progress.detector.clear()
+        added = _with_ids(help_.messages)
+        if added:
+            progress.last_id = added[-1].id
+        update: dict[str, Any] = {
+            "messages": [*help_.removals, *added],
+            ESCALATIONS_KEY: [record.to_dict() for record in help_.records],
+            PROGRESS_KEY: {self._name: {**progress.to_dict(), **extra}},
+        }
+        if help_.stopped:
+            update["jump_to"] = "end"
+        return update
+
+    # -- the model call: the strong model during a takeover ---------------------
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        """Send the request to the strong model while a takeover lasts; else pass it on.
+
+        Args:
+            request: The model request (the agent's messages, system prompt, tools).
+            handler: Calls the model (and any inner middleware).
+
+        Returns:
+            The model's response; during a takeover, the strong model's step
+            carrying its record, with the takeover's progress as a state update.
+        """
+
+        def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
+            return Call(lambda: handler(req), _sync_only)
+
+        return run_sync(self._model_call(request, call))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
+        """Async twin of ``wrap_model_call``."""
+
+        def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
+            return Call(_async_only, lambda: handler(req))
+
+        return await run_async(self._model_call(request, call))
+
+    def _model_call(
+        self,
+        request: ModelRequest[Any],
+        call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+    ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
+        saved = self._saved(request.state)
+        takeover = saved.get(TAKEOVER_FIELD)
+        if not takeover:
+            response: ModelResponse[Any] = yield call(request)
+            return response
+        escalator = self._escalator
+        strong_request = request.override(model=escalator.expert_model())
+        step = int(takeover["step"])
+        steps = int(takeover["steps"])
+        config = get_config()
+        verdict = Verdict(**takeover["verdict"])
+        responses: list[ModelResponse[Any]] = []
+        reply, records = yield from escalator.paid_steps(
+            _kept(call(strong_request), responses),
+            verdict=verdict,
+            thread_id=thread_id_of(config),
+            estimate_tokens_in=_request_tokens(request),
+            reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
+        )
+        finished = reply is None or not reply.tool_calls or step + 1 >= steps
+        entry = {**saved, TAKEOVER_FIELD: None if finished else {**takeover, "step": step + 1}}
+        if reply is None and step == 0:
+            # The takeover could not start (budget refused, strong model failed): like any
+            # rung that cannot run, the ladder moves down, from before_model's next run.
+            result = ModelResponse(result=[_could_not_take_over(records[-1])])
+            entry["pending"] = {"verdict": takeover["verdict"], "rung": int(takeover["rung"]) + 1}
+        elif reply is None:
+            # A later step could not run: the agent's own model takes back, as in the node.
+            weak: ModelResponse[Any] = yield call(request)
+            result = weak
+        else:
+            # The stamped reply replaces the raw one; a structured response is kept.
+            strong = responses[-1]
+            others = [m for m in strong.result if not isinstance(m, AIMessage)]
+            result = ModelResponse(
+                result=[reply, *others], structured_response=strong.structured_response
+            )
+        update: dict[str, Any] = {
+            PROGRESS_KEY: {self._name: entry},
+            ESCALATIONS_KEY: [record.to_dict() for record in records],
+        }
+        return ExtendedModelResponse(model_response=result, command=Command(update=update))
+
+    # -- after the model call: a final reply may be stuck too --------------------
+
+    @hook_config(can_jump_to=["model"])
+    def after_model(
+        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Check a final reply (low confidence, repeated replies) before the run ends on it.
+
+        Args:
+            state: The agent state.
+            runtime: The LangGraph runtime (unused).
+
+        Returns:
+            ``None`` when the reply has tool calls (``before_model`` reads it
+            next). For a stuck final reply: its removal, the pending verdict,
+            and ``jump_to="model"`` so the ladder runs before the agent ends.
+            A healthy final reply loses its ``Confidence:`` line, if any.
+        """
+        del runtime
+        messages = state["messages"]
+        reply = messages[-1] if messages else None
+        if not isinstance(reply, AIMessage) or reply.tool_calls:
+            return None
+        saved = self._saved(state)
+        if is_help_message(reply):
+            # A takeover that could not start left a rung pending: run it before the end.
+            return {"jump_to": "model"} if saved.get("pending") else None
+        extra = _takeover_entry(saved)
+        progress, start = load_progress(saved, messages, self._detector)
+        verdict, _ = feed(progress, messages, start)
+        if not verdict.stuck:
+            update = self._progress_update(progress, extra, saved) or {}
+            stripped = without_confidence(reply)
+            if stripped is not reply:
+                update["messages"] = [stripped]
+            return update or None
+        # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
+        loop = loop_span(progress, verdict, messages[:-1], dropped=1)
+        progress.pending = {"verdict": verdict.to_dict(), "loop": loop}
+        progress.last_id = messages[-2].id if len(messages) > 1 else None
+        return {
+            "messages": [RemoveMessage(id=str(reply.id))],
+            PROGRESS_KEY: {self._name: {**progress.to_dict(), **extra}},
+            "jump_to": "model",
+        }
+
+    async def aafter_model(
+        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async twin of ``after_model`` (it does no I/O)."""
+        return self.after_model(state, runtime)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _saved(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        progress = state.get(PROGRESS_KEY) or {}
+        return dict(progress.get(self._name) or {})
+
+    def _progress_update(
+        self, progress: Progress, extra: dict[str, Any], saved: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        current = {**progress.to_dict(), **extra}
+        if current == dict(saved):
+            return None
+        return {PROGRESS_KEY: {self._name: current}}
+
+
+def _takeover_entry(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The takeover entry of saved progress (kept beside ``Progress``), or ``{}``."""
+    return {TAKEOVER_FIELD: saved[TAKEOVER_FIELD]} if saved.get(TAKEOVER_FIELD) else {}
+
+
+def _escalate_rung(ladder: Sequence[str], start_rung: int | None, fired: int) -> int:
+    """Index of the ``escalate`` rung the ladder walk reached for this firing."""
+    index = start_rung if start_rung is not None else min(fired, len(ladder) - 1)
+    while index < len(ladder) - 1 and ladder[index] != "escalate":
+        index += 1
+    return index
+
+
+def _could_not_take_over(record: EscalationRecord) -> AIMessage:
+    """The reply in place of a takeover that could not start; it carries the record why."""
+    return AIMessage(
+        f"(The strong model could not take over: {record.reason})",
+        id=f"esc-{uuid.uuid4().hex}",
+        additional_kwargs={RECORD_KEY: record.to_dict()},
+    )
+
+
+def _new_turn(messages: Sequence[BaseMessage], start: int) -> bool:
+    return any(
+        isinstance(message, HumanMessage) and not is_help_message(message)
+        for message in messages[start:]
+    )
+
+
+def _request_tokens(request: ModelRequest[Any]) -> int:
+    system = request.system_message.text if request.system_message is not None else ""
+    return estimate_tokens(system) + sum(estimate_tokens(str(m.text)) for m in request.messages)
+
+
+def _kept(call: Call[ModelResponse[Any]], into: list[ModelResponse[Any]]) -> Call[AIMessage]:
+    """The model call as the engine pays for it (its AI message); the whole response is kept."""
+
+    def reply_of(response: ModelResponse[Any]) -> AIMessage:
+        into.append(response)
+        return next(m for m in response.result if isinstance(m, AIMessage))
+
+    async def arun() -> AIMessage:
+        return reply_of(await call.arun())
+
+    return Call(lambda: reply_of(call.run()), arun)
+
+
+def _with_ids(messages: list[BaseMessage]) -> list[BaseMessage]:
+    """Give added messages ids, so the next step can tell where this one stopped."""
+    for message in messages:
+        if message.id is None:
+            message.id = f"esc-{uuid.uuid4().hex}"
+    return messages
+
+
+def _sync_only() -> Awaitable[Any]:
+    msg = "this call runs only on the synchronous path"
+    raise RuntimeError(msg)
+
+
+def _async_only() -> Any:
+    msg = "this call runs only on the asynchronous path"
+    raise RuntimeError(msg)
