@@ -1,0 +1,215 @@
+"""``langchain-escalate schema`` and ``langchain-escalate check-config FILE``.
+
+``schema`` prints the JSON Schema of ``escalate.yaml`` for editor completion.
+``check-config`` validates a file and prints what each node will run with;
+exit 0 when valid, 2 with one line per problem (``file:line: path: what``)
+when not. Neither imports litellm: nothing is built, only validated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    from langchain_escalate.config import ConfigError, EscalateConfig, NodeSettings
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``schema`` and ``check-config`` on the ``langchain-escalate`` command line.
+
+    Args:
+        subparsers: The command's subparsers.
+    """
+    schema = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of escalate.yaml (for editor completion)",
+        description=(
+            "Print the JSON Schema of escalate.yaml. Save it and point your editor at it, e.g. "
+            "with the first line '# yaml-language-server: $schema=./escalate.schema.json'."
+        ),
+    )
+    schema.set_defaults(handler=run_schema)
+
+    check = subparsers.add_parser(
+        "check-config",
+        help="validate an escalate.yaml and print each node's effective settings",
+        description=(
+            "Validate an escalate.yaml and print the settings each node runs with, after merging "
+            "its section over the defaults. Exit code 0 when the file is valid, 2 when not, with "
+            "one line per problem: file:line: yaml.path: what was expected."
+        ),
+    )
+    check.add_argument("file", metavar="FILE", help="the configuration file")
+    check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), or one JSON object",
+    )
+    check.add_argument(
+        "--graph",
+        metavar="MODULE:ATTR",
+        help=(
+            "also check that every configured node exists in this graph "
+            "(a StateGraph or compiled graph, imported from your code, e.g. myapp.graph:builder)"
+        ),
+    )
+    check.set_defaults(handler=run_check_config)
+
+
+def run_schema(args: argparse.Namespace) -> int:  # noqa: ARG001 - handlers share one signature
+    """Print the JSON Schema of ``escalate.yaml``.
+
+    Returns:
+        0.
+    """
+    from langchain_escalate.config import config_json_schema  # noqa: PLC0415 - only this command needs it
+
+    sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
+    return EXIT_OK
+
+
+def run_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file (and optionally a graph against it) and print the result.
+
+    Args:
+        args: Parsed arguments: ``file``, ``format``, ``graph``.
+
+    Returns:
+        0 when valid, 2 when not.
+    """
+    from langchain_escalate.config import ConfigError, load_config  # noqa: PLC0415 - only this command needs it
+
+    try:
+        # A Path: FILE is always read as a file, never taken for YAML text.
+        config = load_config(Path(args.file))
+        if args.graph:
+            config.check_graph(_import_graph(args.graph))
+    except ConfigError as error:
+        _report_invalid(args.file, error, as_json=args.format == "json")
+        return EXIT_INVALID
+    except GraphImportError as error:
+        sys.stderr.write(f"{args.file}: --graph {args.graph}: {error}\n")
+        return EXIT_INVALID
+    settings = [config.for_node(name) for name in config.node_names]
+    if args.format == "json":
+        document = {
+            "file": args.file,
+            "valid": True,
+            "nodes": {s.name: s.to_dict() for s in settings},
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(config, settings))
+    return EXIT_OK
+
+
+class GraphImportError(Exception):
+    """``--graph MODULE:ATTR`` names nothing importable."""
+
+
+def render_text(config: EscalateConfig, settings: list[NodeSettings]) -> str:
+    """Return the text report of a valid configuration: one block per node.
+
+    Args:
+        config: The loaded configuration.
+        settings: The effective settings of each node.
+
+    Returns:
+        The report, ending with a newline.
+    """
+    count = f"{len(settings)} node{'s' if len(settings) != 1 else ''}"
+    lines = [f"{config.source}: valid, {count}"]
+    if not settings:
+        lines.append("no nodes configured: add one under nodes: so build_node(name) can find it")
+    for node in settings:
+        data = node.to_dict()
+        lines += ["", node.name]
+        lines.append(f"  weak:     {_model_text(data['weak'], 'weak')}")
+        lines.append(f"  strong:   {_model_text(data['strong'], 'strong')}")
+        lines.append(f"  detector: {_pairs(data['detector'])}")
+        lines.append(f"  policy:   {_pairs(data['policy'])}")
+        budget = _pairs(data["budget"]) if node.budget.limited else "no limit"
+        lines.append(f"  budget:   {budget}")
+        lines.append(f"  tool:     {_pairs(data['tool'])}")
+    if config.prices:
+        lines += ["", "prices (USD per 1M tokens)"]
+        lines += [
+            f"  {model}: input {price.input:g}, output {price.output:g}"
+            for model, price in config.prices.items()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _report_invalid(file: str, error: ConfigError, *, as_json: bool) -> None:
+    issues = error.issues
+    if as_json:
+        document = {
+            "file": file,
+            "valid": False,
+            "errors": [
+                {
+                    "file": issue.source,
+                    "line": issue.line,
+                    "column": issue.column,
+                    "path": issue.path,
+                    "message": issue.message,
+                }
+                for issue in issues
+            ],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stderr.write(f"{error}\n")
+
+
+def _import_graph(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        msg = "expected MODULE:ATTR, e.g. myapp.graph:builder"
+        raise GraphImportError(msg)
+    # Console scripts do not put the working directory on sys.path; `python -m` does.
+    working_directory = str(Path.cwd())
+    if working_directory not in sys.path:
+        sys.path.insert(0, working_directory)
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        msg = f"cannot import {module_name!r}: {error}"
+        raise GraphImportError(msg) from None
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            msg = f"{module_name!r} has no attribute {attribute!r}"
+            raise GraphImportError(msg)
+        value = getattr(value, part)
+    return value
+
+
+def _model_text(model: dict[str, Any] | None, role: str) -> str:
+    if model is None:
+        return f"(not set: pass {role}= to the builder)"
+    options = {key: value for key, value in model.items() if key != "model"}
+    return f"{model['model']} ({_pairs(options)})" if options else str(model["model"])
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_value_text(value)}" for key, value in values.items())
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
