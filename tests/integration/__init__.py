@@ -1,0 +1,1 @@
+"""Integration tests: the litellm path over recorded HTTP (see docs/testing.md)."""
