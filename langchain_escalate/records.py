@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from langchain_core.messages import AnyMessage
+# LangGraph resolves EscalationState's annotations at run time: AnyMessage must be importable here.
+from langchain_core.messages import AnyMessage  # noqa: TC002
 from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 RECORD_KEY = "escalation"
 """Key under a message's ``additional_kwargs`` that carries its ``EscalationRecord``."""
@@ -75,9 +78,7 @@ def add_records(
     return merged
 
 
-def merge_progress(
-    left: dict[str, Any] | None, right: dict[str, Any] | None
-) -> dict[str, Any]:
+def merge_progress(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Reducer for ``escalation_progress``: each node replaces its own entry."""
     return {**(left or {}), **(right or {})}
 

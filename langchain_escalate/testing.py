@@ -22,21 +22,21 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.tool import ToolCall
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
 from pydantic import Field, PrivateAttr
 
-_call_ids = itertools.count(1)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-ScriptStep = AIMessage | str | Exception | Callable[[list[BaseMessage]], AIMessage]
-"""One scripted answer: a message, text, an exception to raise, or a function of the input."""
+    from langchain_core.callbacks import CallbackManagerForLLMRun
+    from langchain_core.runnables import Runnable
+
+_call_ids = itertools.count(1)
 
 
 def tool_call(name: str, args: dict[str, Any], *, call_id: str | None = None) -> ToolCall:
@@ -50,7 +50,9 @@ def tool_call(name: str, args: dict[str, Any], *, call_id: str | None = None) ->
     Returns:
         A ``ToolCall`` dict for ``AIMessage(tool_calls=[...])``.
     """
-    return ToolCall(name=name, args=args, id=call_id or f"call_{next(_call_ids):06d}", type="tool_call")
+    return ToolCall(
+        name=name, args=args, id=call_id or f"call_{next(_call_ids):06d}", type="tool_call"
+    )
 
 
 class ScriptExhaustedError(AssertionError):
@@ -137,7 +139,9 @@ class ScriptedChatModel(BaseChatModel):
         # Fresh ids and tool-call ids on every answer, as a real provider gives:
         # the detector must not depend on them being equal.
         tool_calls = [
-            tool_call(call["name"], call["args"]) if self.repeat_last or call.get("id") is None else call
+            tool_call(call["name"], call["args"])
+            if self.repeat_last or call.get("id") is None
+            else call
             for call in message.tool_calls
         ]
         usage = message.usage_metadata or {

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from langchain_escalate.cli import config_commands, scan
+from langchain_escalate.cli import config_commands, demo, scan
 
-SUBCOMMANDS = (scan, config_commands)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+SUBCOMMANDS = (demo, scan, config_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
