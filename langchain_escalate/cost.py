@@ -4,7 +4,7 @@ Prices come from two places, in this order: prices given in configuration
 (``PriceBook(prices={...})``, for models litellm does not know such as
 OpenRouter ids or a local server), then litellm's bundled price map, read
 through litellm's own ``cost_per_token`` so a cost here always equals the one
-litellm reports, cache reads included. A model found in neither gives
+litellm reports, cache reads and writes included. A model found in neither gives
 ``None`` and one warning, never a made-up number.
 
 litellm is imported lazily (it takes seconds) and always offline: see
@@ -18,7 +18,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,12 +29,15 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 __all__ = [
+    "PRUNED_USAGE_KEY",
     "ModelPrice",
     "PriceBook",
     "RunSummary",
     "UnknownPriceWarning",
     "cache_read_tokens_of",
+    "cache_write_tokens_of",
     "ensure_offline_price_map",
+    "pruned_usage",
     "summarize_run",
     "usage_of",
 ]
@@ -46,6 +49,22 @@ OFFLINE_PRICE_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
 """Configured prices are USD per million tokens, as providers publish them."""
+
+CACHE_WRITE_DEFAULT_FACTOR = 2.0
+"""A configured price without ``cache_write`` charges cache writes at this many times ``input``.
+
+The highest cache-write surcharge a provider publishes (Anthropic's one-hour
+cache; its five-minute cache is 1.25x, OpenAI and DeepSeek charge none), so a
+missing cache-write price never under-states a cost.
+"""
+
+PRUNED_USAGE_KEY = "escalation_pruned_usage"
+"""``additional_kwargs`` key: the usage of the replies a loop pruning removed from state.
+
+A list of ``{"id", "model", "tokens_in", "tokens_out", "cache_read",
+"cache_write"}`` dicts, one per removed reply (see ``pruned_usage``), on the
+message that summarizes the pruned loop; ``summarize_run`` counts them.
+"""
 
 # Outcomes of an escalation record in which the strong model was never called.
 _UNPAID_OUTCOMES = frozenset({"over_budget", "skipped"})
@@ -88,6 +107,11 @@ class ModelPrice(BaseModel):
         cache_read: USD per 1M prompt tokens read from the provider's prompt
             cache; ``None`` (the default) charges them at ``input``, so a
             missing cache price never under-states a cost.
+        cache_write: USD per 1M prompt tokens written to the provider's prompt
+            cache; ``None`` (the default) charges them at
+            ``CACHE_WRITE_DEFAULT_FACTOR`` (2) times ``input``, the highest
+            surcharge a provider publishes, so a missing cache-write price
+            never under-states a cost.
 
     Example:
         >>> ModelPrice(input=0.15, output=0.60).output
@@ -103,15 +127,30 @@ class ModelPrice(BaseModel):
         ge=0,
         description="USD per 1M prompt tokens read from the prompt cache (default: input)",
     )
+    cache_write: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD per 1M prompt tokens written to the prompt cache (default: 2 x input)",
+    )
 
-    def cost_usd(self, tokens_in: int, tokens_out: int, *, cache_read_tokens: int = 0) -> float:
+    def cost_usd(
+        self,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float:
         """Return the USD cost of one call's tokens.
 
         Args:
-            tokens_in: Prompt tokens, the ``cache_read_tokens`` among them.
+            tokens_in: Prompt tokens, the cache reads and writes among them.
             tokens_out: Completion tokens.
             cache_read_tokens: How many of ``tokens_in`` were read from the
                 prompt cache; at most ``tokens_in`` of them count.
+            cache_write_tokens: How many of ``tokens_in`` were written to the
+                prompt cache; at most the prompt tokens that were not cache
+                reads count.
 
         Returns:
             The cost in USD.
@@ -122,10 +161,18 @@ class ModelPrice(BaseModel):
             ... )
             0.55
         """
-        cached = _cache_reads_within(cache_read_tokens, tokens_in)
-        cache_rate = self.input if self.cache_read is None else self.cache_read
+        read, written = _cache_within(cache_read_tokens, cache_write_tokens, tokens_in)
+        read_rate = self.input if self.cache_read is None else self.cache_read
+        write_rate = (
+            self.input * CACHE_WRITE_DEFAULT_FACTOR
+            if self.cache_write is None
+            else self.cache_write
+        )
         priced_tokens = (
-            (tokens_in - cached) * self.input + cached * cache_rate + tokens_out * self.output
+            (tokens_in - read - written) * self.input
+            + read * read_rate
+            + written * write_rate
+            + tokens_out * self.output
         )
         return priced_tokens / TOKENS_PER_PRICE_UNIT
 
@@ -160,20 +207,30 @@ class PriceBook:
         return dict(self._prices)
 
     def cost_usd(
-        self, model: str, tokens_in: int, tokens_out: int, *, cache_read_tokens: int = 0
+        self,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float | None:
         """Return the USD cost of one call, or ``None`` when the price is unknown.
 
         Args:
             model: A litellm model id (``"deepseek/deepseek-chat"``) or a
                 configured name.
-            tokens_in: Prompt tokens, cached ones included (LangChain's and
-                OpenAI's convention).
+            tokens_in: Prompt tokens, cache reads and writes included
+                (LangChain's and OpenAI's convention).
             tokens_out: Completion tokens.
             cache_read_tokens: How many of ``tokens_in`` were read from the
                 provider's prompt cache (``cache_read_tokens_of(reply)``);
                 they are charged at the model's cache-read price. At most
                 ``tokens_in`` of them count.
+            cache_write_tokens: How many of ``tokens_in`` were written to the
+                provider's prompt cache (``cache_write_tokens_of(reply)``);
+                they are charged at the model's cache-write price. At most
+                the prompt tokens that were not cache reads count.
 
         Returns:
             The cost in USD; ``None`` (with one ``UnknownPriceWarning`` per
@@ -186,9 +243,14 @@ class PriceBook:
         """
         configured = self._configured(model)
         if configured is not None:
-            return configured.cost_usd(tokens_in, tokens_out, cache_read_tokens=cache_read_tokens)
-        cached = _cache_reads_within(cache_read_tokens, tokens_in)
-        cost = _litellm_cost(model, tokens_in, tokens_out, cached)
+            return configured.cost_usd(
+                tokens_in,
+                tokens_out,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+            )
+        read, written = _cache_within(cache_read_tokens, cache_write_tokens, tokens_in)
+        cost = _litellm_cost(model, tokens_in, tokens_out, read=read, written=written)
         if cost is None:
             _warn_unknown(model)
         return cost
@@ -279,6 +341,90 @@ def cache_read_tokens_of(message: BaseMessage) -> int:
     return int(cached or 0)
 
 
+def cache_write_tokens_of(message: BaseMessage) -> int:
+    """Return how many of a reply's prompt tokens were written to the provider's prompt cache.
+
+    Read from ``usage_metadata["input_token_details"]["cache_creation"]``
+    (LangChain's standard field), falling back to the provider's raw usage:
+    ``cache_creation_input_tokens`` (Anthropic, litellm) or
+    ``prompt_tokens_details["cache_creation_tokens"]`` (litellm). Pass it to
+    ``PriceBook.cost_usd(..., cache_write_tokens=...)``; ``usage_of`` counts
+    these tokens in its tokens in.
+
+    Args:
+        message: Any message; only ``AIMessage`` carries usage.
+
+    Returns:
+        The number of cache-write prompt tokens; ``0`` when the reply reports none.
+
+    Example:
+        >>> from langchain_core.messages import AIMessage
+        >>> usage = {"input_tokens": 3, "output_tokens": 1, "cache_creation_input_tokens": 40}
+        >>> cache_write_tokens_of(AIMessage("hi", response_metadata={"usage": usage}))
+        40
+    """
+    if not isinstance(message, AIMessage):
+        return 0
+    details = message.usage_metadata.get("input_token_details") if message.usage_metadata else None
+    written = details.get("cache_creation") if details else None
+    if written is not None:
+        return int(written)
+    raw = _raw_usage(message)
+    if raw is None:
+        return 0
+    written = raw.get("cache_creation_input_tokens")
+    prompt_details = raw.get("prompt_tokens_details")
+    if written is None and isinstance(prompt_details, Mapping):
+        written = prompt_details.get("cache_creation_tokens")
+    return int(written or 0)
+
+
+def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
+    """Return the usage a message that replaces ``removed`` messages must carry.
+
+    Removing a reply from state (``RemoveMessage``) must not remove what it
+    cost: the message summarizing the removed ones carries this list under
+    ``additional_kwargs[PRUNED_USAGE_KEY]``, and ``summarize_run`` counts it.
+    One entry per removed reply that reports usage (replies are priced one by
+    one, as tiered prices need), plus the entries a removed message itself
+    carried, so a later pruning that removes an earlier summary keeps them.
+
+    Args:
+        removed: The messages being removed; each needs an id.
+
+    Returns:
+        ``{"id", "model", "tokens_in", "tokens_out", "cache_read",
+        "cache_write"}`` dicts, one per reply id; ``model`` is the reply's
+        ``response_metadata["model_name"]`` (``None`` when absent).
+
+    Example:
+        >>> from langchain_core.messages import AIMessage, ToolMessage
+        >>> usage = {"input_tokens": 900, "output_tokens": 40, "total_tokens": 940}
+        >>> loop = [AIMessage("", id="a", usage_metadata=usage), ToolMessage("x", tool_call_id="c")]
+        >>> [(e["id"], e["tokens_in"]) for e in pruned_usage(loop)]
+        [('a', 900)]
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for message in removed:
+        for entry in message.additional_kwargs.get(PRUNED_USAGE_KEY, []):
+            entries.setdefault(str(entry["id"]), dict(entry))
+        if not isinstance(message, AIMessage) or message.id is None:
+            continue
+        tokens_in, tokens_out = usage_of(message)
+        if tokens_in == tokens_out == 0:
+            continue
+        model = message.response_metadata.get("model_name")
+        entries[message.id] = {
+            "id": message.id,
+            "model": None if model is None else str(model),
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cache_read": cache_read_tokens_of(message),
+            "cache_write": cache_write_tokens_of(message),
+        }
+    return list(entries.values())
+
+
 def _raw_usage(message: AIMessage) -> Mapping[str, Any] | None:
     for key in ("token_usage", "usage"):
         raw = message.response_metadata.get(key)
@@ -287,10 +433,14 @@ def _raw_usage(message: AIMessage) -> Mapping[str, Any] | None:
     return None
 
 
-def _cache_reads_within(cache_read_tokens: int, tokens_in: int) -> int:
-    # A cache read is a prompt token: a count above the prompt (a provider
-    # quirk) must not price tokens that were never sent.
-    return max(0, min(cache_read_tokens, tokens_in))
+def _cache_within(
+    cache_read_tokens: int, cache_write_tokens: int, tokens_in: int
+) -> tuple[int, int]:
+    # Cache reads and writes are prompt tokens: counts above the prompt (a
+    # provider quirk) must not price tokens that were never sent.
+    read = max(0, min(cache_read_tokens, tokens_in))
+    written = max(0, min(cache_write_tokens, tokens_in - read))
+    return read, written
 
 
 class RunSummary(BaseModel):
@@ -380,17 +530,23 @@ def summarize_run(
        ``EscalationRecord`` (``additional_kwargs[RECORD_KEY]``) or its
        ``response_metadata["model_name"]`` is ``strong_model``; every other
        ``AIMessage`` is a weak-model reply. Its tokens come from ``usage_of``,
-       its cache reads from ``cache_read_tokens_of``.
+       its cache reads and writes from ``cache_read_tokens_of`` and
+       ``cache_write_tokens_of``. Replies a loop pruning removed from state
+       count too, from the usage the pruning's summary message carries
+       (``PRUNED_USAGE_KEY``; see ``pruned_usage``): strong when their model
+       is ``strong_model``, weak otherwise. A removed reply that is itself
+       among ``messages`` counts once, so the final state and every reply of
+       the run give the same summary.
     2. Each reply is priced on its own (tiered prices depend on the call) at its
-       side's prices: ``weak_model``'s or ``strong_model``'s, cache reads at
-       the side's cache-read price.
+       side's prices: ``weak_model``'s or ``strong_model``'s, cache reads and
+       writes at the side's cache-read and cache-write prices.
     3. Escalation records (attached to messages or passed in ``records``, each
        counted once by id) whose tokens are not in a message - a record on a
        message reporting no usage, or not on a message at all, as an advise-mode
        briefing - add their ``tokens_in``/``tokens_out`` to the strong side and
        their ``cost_usd`` to ``strong_usd`` (priced from their tokens at
-       ``record.model`` or ``strong_model``, without cache reads, which a
-       record does not keep, when ``cost_usd`` is missing).
+       ``record.model`` or ``strong_model``, without cache reads or writes,
+       which a record does not keep, when ``cost_usd`` is missing).
        Records whose strong call never happened (``over_budget``, ``skipped``)
        and records of other rungs (nudge, human, stop) add nothing.
     4. ``all_strong_usd`` prices every weak reply at the strong model's prices
@@ -425,13 +581,17 @@ def summarize_run(
         >>> summary.weak_usd, summary.all_strong_usd, summary.saved_usd
         (0.0012, 0.012, 0.0108)
     """
-    tally = _Tally()
+    messages = list(messages)
+    tally = _Tally(prices, weak_model=weak_model, strong_model=strong_model)
     seen_records: set[str] = set()
+    # A pruned reply that is itself among the messages (a run's stream of
+    # replies) counts as that message, not again from a summary's copy.
+    tally.pruned_seen.update(m.id for m in messages if isinstance(m, AIMessage) and m.id)
     for message in messages:
+        tally.add_pruned(message.additional_kwargs.get(PRUNED_USAGE_KEY, []))
         if not isinstance(message, AIMessage):
             continue
-        tokens_in, tokens_out = usage_of(message)
-        cached = cache_read_tokens_of(message)
+        usage = _Usage.of_reply(message)
         record = _record_of(message)
         is_strong = (
             record is not None or message.response_metadata.get("model_name") == strong_model
@@ -440,29 +600,10 @@ def summarize_run(
             seen_records.add(record.id)
             if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
                 tally.escalations += 1
-                if tokens_in == tokens_out == 0:
-                    tally.add_record(record, prices=prices, strong_model=strong_model)
+                if usage.tokens_in == usage.tokens_out == 0:
+                    tally.add_record(record)
                     continue
-        if is_strong:
-            tally.strong_in += tokens_in
-            tally.strong_out += tokens_out
-            tally.strong_usd.add(
-                prices.cost_usd(strong_model, tokens_in, tokens_out, cache_read_tokens=cached),
-                tokens_in + tokens_out,
-            )
-        else:
-            tally.weak_in += tokens_in
-            tally.weak_out += tokens_out
-            tally.weak_usd.add(
-                prices.cost_usd(weak_model, tokens_in, tokens_out, cache_read_tokens=cached),
-                tokens_in + tokens_out,
-            )
-            # The counterfactual keeps the reply's cache reads: the same prompts
-            # would have hit the strong model's cache as they hit the weak one's.
-            tally.weak_at_strong_usd.add(
-                prices.cost_usd(strong_model, tokens_in, tokens_out, cache_read_tokens=cached),
-                tokens_in + tokens_out,
-            )
+        tally.add_reply(usage, strong=is_strong)
     for raw in records:
         record = raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
         if record.id in seen_records:
@@ -470,8 +611,8 @@ def summarize_run(
         seen_records.add(record.id)
         if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
             tally.escalations += 1
-            tally.add_record(record, prices=prices, strong_model=strong_model)
-    return tally.summary(weak_model=weak_model, strong_model=strong_model)
+            tally.add_record(record)
+    return tally.summary()
 
 
 class _Sum:
@@ -490,33 +631,87 @@ class _Sum:
             self.value += amount
 
 
+class _Usage(NamedTuple):
+    """One reply's tokens, as priced."""
+
+    tokens_in: int
+    tokens_out: int
+    cache_read: int
+    cache_write: int
+
+    @classmethod
+    def of_reply(cls, message: AIMessage) -> _Usage:
+        return cls(
+            *usage_of(message), cache_read_tokens_of(message), cache_write_tokens_of(message)
+        )
+
+    @classmethod
+    def of_entry(cls, entry: Mapping[str, Any]) -> _Usage:
+        return cls(*(int(entry.get(key) or 0) for key in cls._fields))
+
+    def cost_usd(self, prices: PriceBook, model: str) -> float | None:
+        return prices.cost_usd(
+            model,
+            self.tokens_in,
+            self.tokens_out,
+            cache_read_tokens=self.cache_read,
+            cache_write_tokens=self.cache_write,
+        )
+
+
 class _Tally:
-    def __init__(self) -> None:
+    def __init__(self, prices: PriceBook, *, weak_model: str, strong_model: str) -> None:
+        self.prices = prices
+        self.weak_model = weak_model
+        self.strong_model = strong_model
         self.weak_in = self.weak_out = self.strong_in = self.strong_out = 0
         self.escalations = 0
         self.weak_usd = _Sum()
         self.strong_usd = _Sum()
         self.weak_at_strong_usd = _Sum()
+        self.pruned_seen: set[str] = set()
 
-    def add_record(self, record: EscalationRecord, *, prices: PriceBook, strong_model: str) -> None:
+    def add_pruned(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Count the replies a pruning removed, each once however often it was carried."""
+        for entry in entries:
+            if entry["id"] not in self.pruned_seen:
+                self.pruned_seen.add(entry["id"])
+                strong = entry.get("model") == self.strong_model
+                self.add_reply(_Usage.of_entry(entry), strong=strong)
+
+    def add_reply(self, usage: _Usage, *, strong: bool) -> None:
+        tokens = usage.tokens_in + usage.tokens_out
+        if strong:
+            self.strong_in += usage.tokens_in
+            self.strong_out += usage.tokens_out
+            self.strong_usd.add(usage.cost_usd(self.prices, self.strong_model), tokens)
+            return
+        self.weak_in += usage.tokens_in
+        self.weak_out += usage.tokens_out
+        self.weak_usd.add(usage.cost_usd(self.prices, self.weak_model), tokens)
+        # The counterfactual keeps the reply's cache reads and writes: the same
+        # prompts would have used the strong model's cache as they used the weak one's.
+        self.weak_at_strong_usd.add(usage.cost_usd(self.prices, self.strong_model), tokens)
+
+    def add_record(self, record: EscalationRecord) -> None:
         self.strong_in += record.tokens_in
         self.strong_out += record.tokens_out
         cost = record.cost_usd
         if cost is None:
-            cost = prices.cost_usd(
-                record.model or strong_model, record.tokens_in, record.tokens_out
+            cost = self.prices.cost_usd(
+                record.model or self.strong_model, record.tokens_in, record.tokens_out
             )
         self.strong_usd.add(cost, record.tokens_in + record.tokens_out)
 
-    def summary(self, *, weak_model: str, strong_model: str) -> RunSummary:
+    def summary(self) -> RunSummary:
         weak, strong = self.weak_usd.value, self.strong_usd.value
         total = None if weak is None or strong is None else weak + strong
         weak_at_strong = self.weak_at_strong_usd.value
         all_strong = None if weak_at_strong is None or strong is None else weak_at_strong + strong
         saved = None if all_strong is None or total is None else all_strong - total
         return RunSummary(
-            weak_model=weak_model,
-            strong_model=strong_model,
+            weak_model=self.weak_model,
+            strong_model=self.strong_model,
             weak_tokens_in=self.weak_in,
             weak_tokens_out=self.weak_out,
             strong_tokens_in=self.strong_in,
@@ -539,7 +734,9 @@ def _record_of(message: AIMessage) -> EscalationRecord | None:
     return EscalationRecord.model_validate(raw)
 
 
-def _litellm_cost(model: str, tokens_in: int, tokens_out: int, cached: int) -> float | None:
+def _litellm_cost(
+    model: str, tokens_in: int, tokens_out: int, *, read: int, written: int
+) -> float | None:
     litellm = _import_litellm()
     provider: str | None = None
     if "/" not in model:
@@ -555,9 +752,10 @@ def _litellm_cost(model: str, tokens_in: int, tokens_out: int, cached: int) -> f
             model=model,
             prompt_tokens=tokens_in,
             completion_tokens=tokens_out,
-            # Counted within prompt_tokens, as in an OpenAI reply; litellm
-            # charges them at the model's cache-read price.
-            cache_read_input_tokens=cached,
+            # Both counted within prompt_tokens, as in an OpenAI reply; litellm
+            # charges them at the model's cache-read and cache-write prices.
+            cache_read_input_tokens=read,
+            cache_creation_input_tokens=written,
             custom_llm_provider=provider,
         )
     # litellm signals an unmapped model with several unrelated exception types

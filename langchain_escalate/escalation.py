@@ -34,7 +34,15 @@ from langchain_core.runnables.config import merge_configs
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 
-from langchain_escalate.cost import ModelPrice, PriceBook, cache_read_tokens_of, usage_of
+from langchain_escalate.cost import (
+    PRUNED_USAGE_KEY,
+    ModelPrice,
+    PriceBook,
+    cache_read_tokens_of,
+    cache_write_tokens_of,
+    pruned_usage,
+    usage_of,
+)
 from langchain_escalate.detector.verdict import Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.expert.briefing import (
@@ -530,10 +538,11 @@ class Escalator:
             "steps": self.policy.takeover_steps + 1,
             "briefing": briefing,
         }
-        removals, summary = self._prune(situation)
+        removals, summary, carried = self._prune(situation)
         messages: list[BaseMessage] = []
         if summary:
-            messages.append(stamp(HumanMessage(summary), record, [], fired=fired))
+            note = HumanMessage(summary, additional_kwargs=carried)
+            messages.append(stamp(note, record, [], fired=fired))
         messages.append(step)
         help_ = Help(
             rung="escalate",
@@ -791,9 +800,14 @@ class Escalator:
         prune: bool,
         briefing: str | None = None,
     ) -> Help:
-        removals, summary = self._prune(situation) if prune else ([], "")
+        removals, summary, carried = self._prune(situation) if prune else ([], "", {})
         content = f"{summary}\n\n{text}" if summary else text
-        message = stamp(HumanMessage(content), record, records, fired=situation.times_fired + 1)
+        message = stamp(
+            HumanMessage(content, additional_kwargs=carried),
+            record,
+            records,
+            fired=situation.times_fired + 1,
+        )
         help_ = Help(
             rung=rung,
             records=[*records, record],
@@ -805,10 +819,16 @@ class Escalator:
         _emit_all(help_.records)
         return help_
 
-    def _prune(self, situation: Situation) -> tuple[list[RemoveMessage], str]:
+    def _prune(self, situation: Situation) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
+        """The removals, the summary line, and the ``additional_kwargs`` its message carries."""
         if not self.policy.prune_loop or situation.loop_messages <= 0:
-            return [], ""
-        return prune_loop(situation.messages, situation.loop_messages)
+            return [], "", {}
+        removals, summary = prune_loop(situation.messages, situation.loop_messages)
+        # What the removed replies cost stays in state, on the summary message,
+        # so a run summary of the final state still counts them.
+        removed = {removal.id for removal in removals}
+        usage = pruned_usage(m for m in situation.messages if m.id in removed)
+        return removals, summary, {PRUNED_USAGE_KEY: usage} if usage else {}
 
     # -- records, cost ------------------------------------------------------
 
@@ -872,7 +892,11 @@ class Escalator:
             if self.expert.kind == "graph":
                 model = str(call.response_metadata.get("model_name") or self.expert.name)
             call_cost = self.prices.cost_usd(
-                model, call_in, call_out, cache_read_tokens=cache_read_tokens_of(call)
+                model,
+                call_in,
+                call_out,
+                cache_read_tokens=cache_read_tokens_of(call),
+                cache_write_tokens=cache_write_tokens_of(call),
             )
             cost = None if cost is None or call_cost is None else cost + call_cost
         return tokens_in, tokens_out, cost

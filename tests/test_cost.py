@@ -8,21 +8,29 @@ import sys
 import uuid
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from langchain_escalate.cost import (
+    PRUNED_USAGE_KEY,
     ModelPrice,
     PriceBook,
+    RunSummary,
     UnknownPriceWarning,
     cache_read_tokens_of,
+    cache_write_tokens_of,
     ensure_offline_price_map,
+    pruned_usage,
     summarize_run,
     usage_of,
 )
 from langchain_escalate.records import RECORD_KEY, EscalationRecord
 from langchain_escalate.testing import ScriptedChatModel, tool_call
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 litellm = pytest.importorskip("litellm")
 
@@ -70,6 +78,69 @@ def test_cache_reads_cost_what_litellms_completion_cost_charges_for_them(model: 
 
     assert cost == pytest.approx(litellm.completion_cost(completion_response=cached, model=model))
     assert _known(cost) < _known(PriceBook().cost_usd(model, 1234, 567))
+
+
+@pytest.mark.parametrize("cache_read", [0, 200])
+def test_cache_writes_cost_what_litellms_completion_cost_charges_for_them(cache_read: int) -> None:
+    # An Anthropic reply that wrote 1000 of its 1234 prompt tokens to the cache,
+    # as LangChain reports it; litellm charges the writes at 1.25x the input price.
+    reply = AIMessage(
+        "ok",
+        usage_metadata={
+            "input_tokens": 1234,
+            "output_tokens": 567,
+            "total_tokens": 1801,
+            "input_token_details": {"cache_creation": 1000, "cache_read": cache_read},
+        },
+    )
+    response = litellm.ModelResponse(
+        model=STRONG,
+        usage=litellm.Usage(
+            prompt_tokens=1234,
+            completion_tokens=567,
+            total_tokens=1801,
+            cache_creation_input_tokens=1000,
+            cache_read_input_tokens=cache_read,
+        ),
+    )
+
+    cost = PriceBook().cost_usd(
+        STRONG,
+        *usage_of(reply),
+        cache_read_tokens=cache_read_tokens_of(reply),
+        cache_write_tokens=cache_write_tokens_of(reply),
+    )
+
+    assert cost == pytest.approx(
+        litellm.completion_cost(completion_response=response, model=STRONG)
+    )
+    without_writes = PriceBook().cost_usd(STRONG, 1234, 567, cache_read_tokens=cache_read)
+    assert _known(cost) > _known(without_writes)
+
+
+def test_configured_cache_write_price_defaults_to_twice_the_input_price() -> None:
+    book = PriceBook(
+        {
+            "with-cache-price": {"input": 1.0, "output": 2.0, "cache_write": 1.25},
+            "without": {"input": 1.0, "output": 2.0},
+            "claude": {"input": 3.0, "output": 15.0},  # litellm's price, without cache_write
+        }
+    )
+
+    assert book.cost_usd(
+        "with-cache-price", 1_000_000, 0, cache_write_tokens=400_000
+    ) == pytest.approx(0.6 + 0.5)
+    assert book.cost_usd("without", 1_000_000, 0, cache_write_tokens=400_000) == pytest.approx(
+        0.6 + 0.8
+    )
+    # Reads come first; writes count only among the prompt's other tokens.
+    assert book.cost_usd(
+        "with-cache-price", 1_000_000, 0, cache_read_tokens=800_000, cache_write_tokens=800_000
+    ) == pytest.approx(0.8 + 0.2 * 1.25)
+    # The default never charges less than litellm does for the model's writes.
+    assert _known(book.cost_usd("claude", 1234, 567, cache_write_tokens=1000)) >= _known(
+        PriceBook().cost_usd(STRONG, 1234, 567, cache_write_tokens=1000)
+    )
 
 
 def test_configured_cache_read_price_defaults_to_the_input_price() -> None:
@@ -189,6 +260,8 @@ def test_no_usage_is_zero() -> None:
     assert usage_of(HumanMessage("hi")) == (0, 0)
     assert cache_read_tokens_of(AIMessage("ok")) == 0
     assert cache_read_tokens_of(HumanMessage("hi")) == 0
+    assert cache_write_tokens_of(AIMessage("ok")) == 0
+    assert cache_write_tokens_of(HumanMessage("hi")) == 0
 
 
 @pytest.mark.parametrize(
@@ -239,6 +312,42 @@ def test_no_usage_is_zero() -> None:
 def test_cache_reads_are_read_as_part_of_the_prompt(reply: AIMessage, tokens_in: int) -> None:
     assert usage_of(reply) == (tokens_in, 8)
     assert cache_read_tokens_of(reply) == 25
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        AIMessage(
+            "ok",
+            usage_metadata={
+                "input_tokens": 30,
+                "output_tokens": 8,
+                "total_tokens": 38,
+                "input_token_details": {"cache_creation": 20},
+            },
+        ),
+        AIMessage(  # Anthropic's raw usage
+            "ok",
+            response_metadata={
+                "usage": {"input_tokens": 10, "output_tokens": 8, "cache_creation_input_tokens": 20}
+            },
+        ),
+        AIMessage(  # litellm's raw usage
+            "ok",
+            response_metadata={
+                "token_usage": {
+                    "prompt_tokens": 30,
+                    "completion_tokens": 8,
+                    "prompt_tokens_details": {"cache_creation_tokens": 20},
+                }
+            },
+        ),
+    ],
+    ids=["usage_metadata", "anthropic_raw", "litellm_raw"],
+)
+def test_cache_writes_are_read_as_part_of_the_prompt(reply: AIMessage) -> None:
+    assert usage_of(reply) == (30, 8)
+    assert cache_write_tokens_of(reply) == 20
 
 
 # --- the run summary ----------------------------------------------------------------
@@ -396,4 +505,79 @@ def test_summary_with_litellm_prices() -> None:
     assert summary.weak_usd == pytest.approx(2 * _known(PriceBook().cost_usd(WEAK, 1000, 100)))
     assert summary.all_strong_usd == pytest.approx(
         2 * _known(PriceBook().cost_usd(STRONG, 1000, 100))
+    )
+
+
+def test_summary_prices_each_replys_cache_writes_at_the_cache_write_price() -> None:
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "total_tokens": 1100,
+        "input_token_details": {"cache_creation": 600},
+    }
+    prices = PriceBook(
+        {
+            "weak": {"input": 1.0, "output": 2.0, "cache_write": 1.25},
+            "strong": {"input": 10.0, "output": 20.0, "cache_write": 12.5},
+        }
+    )
+
+    summary = summarize_run(
+        [AIMessage("done", usage_metadata=usage)],
+        weak_model="weak",
+        strong_model="strong",
+        prices=prices,
+    )
+
+    assert summary.weak_usd == pytest.approx((400 * 1.0 + 600 * 1.25 + 100 * 2.0) / 1e6)
+    assert summary.all_strong_usd == pytest.approx((400 * 10.0 + 600 * 12.5 + 100 * 20.0) / 1e6)
+
+
+def _summary_note(*removed: AIMessage) -> HumanMessage:
+    # What loop pruning leaves in state in place of the replies it removed.
+    return HumanMessage(
+        "(Removed 2 earlier messages of a loop.)",
+        additional_kwargs={PRUNED_USAGE_KEY: pruned_usage(removed)},
+    )
+
+
+def test_summary_counts_the_replies_pruning_removed_from_state() -> None:
+    weak_replies = _weak_replies(3)
+    takeover = AIMessage(
+        "step",
+        id="strong-step",
+        response_metadata={"model_name": "strong"},
+        usage_metadata={"input_tokens": 2000, "output_tokens": 200, "total_tokens": 2200},
+    )
+    removed = [*weak_replies[:2], takeover]
+    final_state = [HumanMessage("find x"), _summary_note(*removed), weak_replies[2]]
+    every_reply = [*weak_replies, takeover]
+
+    def summary(messages: Sequence[BaseMessage]) -> RunSummary:
+        return summarize_run(messages, weak_model="weak", strong_model="strong", prices=PRICES)
+
+    assert summary(final_state) == summary(every_reply)
+    assert summary(final_state).weak_tokens_in == 3000
+    assert summary(final_state).strong_tokens_in == 2000
+    # A stream of the run holds both the removed replies and the note: each reply counts once.
+    assert summary([*removed, *final_state]) == summary(every_reply)
+
+
+def test_a_later_pruning_carries_the_usage_an_earlier_summary_carried() -> None:
+    first, second, third = _weak_replies(3)
+    earlier_note = _summary_note(first).model_copy(update={"id": "note"})
+
+    carried = pruned_usage([earlier_note, second])
+    later_note = HumanMessage("(Removed 2 earlier messages of a loop.)")
+    later_note.additional_kwargs[PRUNED_USAGE_KEY] = carried
+
+    assert [entry["id"] for entry in carried] == [first.id, second.id]
+    assert (
+        summarize_run(
+            [later_note, earlier_note, third],
+            weak_model="weak",
+            strong_model="strong",
+            prices=PRICES,
+        ).weak_tokens_in
+        == 3000
     )

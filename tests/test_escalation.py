@@ -131,6 +131,24 @@ def test_the_record_prices_the_experts_cache_reads_at_the_cache_read_price() -> 
     assert record.cost_usd == pytest.approx((100 * 3.0 + 900 * 0.3 + 20 * 15.0) / 1e6)
 
 
+def test_the_record_prices_the_experts_cache_writes_at_the_cache_write_price() -> None:
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 20,
+        "total_tokens": 1020,
+        "input_token_details": {"cache_creation": 800},
+    }
+    strong = _strong(AIMessage("Use the archive.", usage_metadata=usage))
+    prices = {"strong-model": {"input": 3.0, "output": 15.0, "cache_write": 3.75}}
+    escalator = Escalator(
+        strong, node="agent", policy=EscalationPolicy(ladder=["escalate"]), prices=prices
+    )
+
+    (record,) = escalator.respond(_situation()).records
+
+    assert record.cost_usd == pytest.approx((200 * 3.0 + 800 * 3.75 + 20 * 15.0) / 1e6)
+
+
 def test_refused_budget_moves_down_and_never_calls_the_expert() -> None:
     strong = _strong()
     escalator = Escalator(
