@@ -235,23 +235,16 @@ def run_demo(mode: Mode = "advise") -> DemoRun:
         escalation_progress={},
     )
     steps: list[Step] = []
-    produced: dict[str, BaseMessage] = {}
     for node, update in _updates(graph.stream(task, config, stream_mode="updates")):
-        messages = update.get("messages") or []
-        produced.update(
-            (message.id, message)
-            for message in messages
-            if message.id is not None and not isinstance(message, RemoveMessage)
-        )
-        steps.extend(_narrate(node, messages, policy))
+        steps.extend(_narrate(node, update.get("messages") or [], policy))
 
     state = graph.get_state(config).values
     records = list(state.get("escalations") or [])
     prices = PriceBook()
-    # Every message the run produced, the pruned loop included: the weak model
-    # was paid for those calls even though they are no longer in state.
+    # The final state is enough: the message that replaced the pruned loop
+    # carries what those weak calls cost.
     summary = summarize_run(
-        produced.values(),
+        state["messages"],
         weak_model=WEAK_MODEL,
         strong_model=STRONG_MODEL,
         prices=prices,
