@@ -220,3 +220,22 @@ def test_the_command_runs_as_a_module() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["first_stuck_index"] == 9
+
+
+def test_output_piped_into_a_reader_that_quits_early_is_no_traceback() -> None:
+    # `langchain-escalate scan FILE | head -1`: the pipe closes before scan is done.
+    example = (
+        Path(__file__).resolve().parent.parent / "examples/conversations/stuck_booking_retry.json"
+    )
+    code = "import sys; from langchain_escalate.cli import main; sys.exit(main(sys.argv[1:]))"
+    scan = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-c", code, "scan", str(example), str(example), str(example)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert scan.stdout is not None
+    scan.stdout.readline()
+    scan.stdout.close()
+    _, stderr = scan.communicate(timeout=60)
+    assert b"Traceback" not in stderr
+    assert b"BrokenPipeError" not in stderr
