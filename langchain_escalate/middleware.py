@@ -42,7 +42,13 @@ from langchain_escalate.escalation import Call, Escalator, Situation, Steps, run
 from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
 from langchain_escalate.merge import without_confidence
 from langchain_escalate.progress import feed, load_progress, loop_span
-from langchain_escalate.records import RECORD_KEY, add_records, merge_progress
+from langchain_escalate.records import (
+    ESCALATIONS_KEY,
+    PROGRESS_KEY,
+    RECORD_KEY,
+    add_records,
+    merge_progress,
+)
 from langchain_escalate.run_config import has_checkpointer, thread_id_of
 
 if TYPE_CHECKING:
@@ -58,8 +64,6 @@ if TYPE_CHECKING:
     from langchain_escalate.progress import Progress
     from langchain_escalate.records import EscalationRecord
 
-ESCALATIONS_KEY = "escalations"
-PROGRESS_KEY = "escalation_progress"
 TAKEOVER_FIELD = "takeover"
 """Entry of this middleware's progress that holds a takeover in progress."""
 

@@ -37,6 +37,7 @@ from langchain_escalate.progress import (
     rebuild_progress,
     takeover_in_progress,
 )
+from langchain_escalate.records import ESCALATIONS_KEY, PROGRESS_KEY
 from langchain_escalate.run_config import has_checkpointer, thread_id_of
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from langchain_escalate.expert.expert import ExpertSpec
     from langchain_escalate.records import EscalationRecord
 
-ESCALATIONS_KEY = "escalations"
-PROGRESS_KEY = "escalation_progress"
 PENDING_KEY = "escalation_pending"
 """``additional_kwargs`` key marking a ``human`` rung deferred to the next step (plain state)."""
 

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 RECORD_KEY = "escalation"
 """Key under a message's ``additional_kwargs`` that carries its ``EscalationRecord``."""
 
+ESCALATIONS_KEY = "escalations"
+"""State key of ``EscalationState``'s record list."""
+
+PROGRESS_KEY = "escalation_progress"
+"""State key of ``EscalationState``'s per-node detector and ladder state."""
+
 Action = Literal["nudge", "escalate", "human", "stop"]
 Outcome = Literal[
     "nudged",  # a hint was added; no model was paid

@@ -21,7 +21,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field
 
 from langchain_escalate.escalation import Escalator, run_async, run_sync
-from langchain_escalate.records import RECORD_KEY
+from langchain_escalate.records import ESCALATIONS_KEY, RECORD_KEY
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -40,7 +40,6 @@ DEFAULT_DESCRIPTION = (
     "what the conversation does not show. The expert answers with guidance; you act on it."
 )
 
-ESCALATIONS_KEY = "escalations"
 
 MIN_BRIEFING_TOKENS = 200
 """The smallest briefing bound, as for ``EscalationPolicy.briefing_max_tokens``."""
