@@ -21,7 +21,7 @@ ladder and modes as the escalating node, through the same engine
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -49,7 +49,7 @@ from langchain_escalate.records import (
     add_records,
     merge_progress,
 )
-from langchain_escalate.run_config import has_checkpointer, thread_id_of
+from langchain_escalate.run_config import has_checkpointer, thread_id_of, thread_id_of_runtime
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -150,28 +150,37 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
 
     @hook_config(can_jump_to=["end"])
     def before_model(
-        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+        self,
+        state: EscalationMiddlewareState,
+        runtime: Runtime[Any],
+        # LangGraph injects the run config into a parameter annotated exactly so;
+        # reading it from context instead fails in async code on Python 3.10.
+        config: Optional[RunnableConfig] = None,  # noqa: UP045
     ) -> dict[str, Any] | None:
         """Feed the detector the new messages; when stuck, run the next rung of the ladder.
 
         Args:
             state: The agent state.
-            runtime: The LangGraph runtime (unused; the run config is read from context).
+            runtime: The LangGraph runtime (unused).
+            config: The run config, injected by LangGraph.
 
         Returns:
             The messages the rung adds or prunes, its records, this
             middleware's progress, and ``jump_to="end"`` after ``stop``.
         """
         del runtime
-        return run_sync(self._before_model(state, get_config()))
+        return run_sync(self._before_model(state, config or get_config()))
 
     @hook_config(can_jump_to=["end"])
     async def abefore_model(
-        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+        self,
+        state: EscalationMiddlewareState,
+        runtime: Runtime[Any],
+        config: Optional[RunnableConfig] = None,  # noqa: UP045 - see before_model
     ) -> dict[str, Any] | None:
         """Async twin of ``before_model``."""
         del runtime
-        return await run_async(self._before_model(state, get_config()))
+        return await run_async(self._before_model(state, config or get_config()))
 
     def _before_model(
         self, state: EscalationMiddlewareState, config: RunnableConfig
@@ -276,13 +285,12 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         strong_request = request.override(model=escalator.expert_model())
         step = int(takeover["step"])
         steps = int(takeover["steps"])
-        config = get_config()
         verdict = Verdict(**takeover["verdict"])
         responses: list[ModelResponse[Any]] = []
         reply, records = yield from escalator.paid_steps(
             _kept(call(strong_request), responses),
             verdict=verdict,
-            thread_id=thread_id_of(config),
+            thread_id=thread_id_of_runtime(request.runtime),
             estimate_tokens_in=_request_tokens(request),
             reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
         )

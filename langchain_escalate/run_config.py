@@ -22,6 +22,24 @@ def thread_id_of(config: RunnableConfig | None) -> str | None:
     return str(thread_id) if thread_id is not None else None
 
 
+def thread_id_of_runtime(runtime: object) -> str | None:
+    """The ``thread_id`` of a LangGraph ``Runtime`` (where the run config is out of reach).
+
+    Falls back to the run config in context for LangGraph versions whose
+    runtime carries no ``execution_info``.
+    """
+    info = getattr(runtime, "execution_info", None)
+    if info is not None:
+        thread_id = getattr(info, "thread_id", None)
+        return str(thread_id) if thread_id is not None else None
+    from langgraph.config import get_config  # noqa: PLC0415 - only for older LangGraph
+
+    try:
+        return thread_id_of(get_config())
+    except RuntimeError:  # outside a runnable context: no thread
+        return None
+
+
 def has_checkpointer(config: RunnableConfig | None) -> bool:
     """Whether the running graph has a checkpointer, so ``interrupt()`` can pause it."""
     return ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER) is not None
