@@ -150,6 +150,10 @@ class Situation:
             itself (the middleware's ``request.override``): the ladder returns
             ``Help(host_takeover=True)`` without calling it, and the host pays
             through ``Escalator.paid_steps``.
+        dropped_usage: Usage entries (``cost.pruned_usage``) of replies the
+            host dropped without keeping them in state (a stuck reply). The
+            first message the help adds carries them, with those of the pruned
+            loop, so a run summary of the final state still counts them.
     """
 
     verdict: Verdict
@@ -162,6 +166,7 @@ class Situation:
     start_rung: int | None = None
     config: RunnableConfig | None = None
     host_takes_over: bool = False
+    dropped_usage: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass
@@ -543,6 +548,8 @@ class Escalator:
         if summary:
             note = HumanMessage(summary, additional_kwargs=carried)
             messages.append(stamp(note, record, [], fired=fired))
+        else:
+            step.additional_kwargs.update(carried)
         messages.append(step)
         help_ = Help(
             rung="escalate",
@@ -784,7 +791,13 @@ class Escalator:
             emit_record(record)  # the rungs before it were reported as they failed
             raise EscalationStopped(record)
         text = f"I stopped working on this task because I was stuck: {situation.verdict.reason}"
-        message = stamp(AIMessage(text), record, records, fired=situation.times_fired + 1)
+        _, _, carried = self._prune(situation, loop=False)
+        message = stamp(
+            AIMessage(text, additional_kwargs=carried),
+            record,
+            records,
+            fired=situation.times_fired + 1,
+        )
         help_ = Help(rung="stop", records=[*records, record], messages=[message], stopped=True)
         _emit_all(help_.records)
         return help_
@@ -800,7 +813,7 @@ class Escalator:
         prune: bool,
         briefing: str | None = None,
     ) -> Help:
-        removals, summary, carried = self._prune(situation) if prune else ([], "", {})
+        removals, summary, carried = self._prune(situation, loop=prune)
         content = f"{summary}\n\n{text}" if summary else text
         message = stamp(
             HumanMessage(content, additional_kwargs=carried),
@@ -819,16 +832,29 @@ class Escalator:
         _emit_all(help_.records)
         return help_
 
-    def _prune(self, situation: Situation) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
-        """The removals, the summary line, and the ``additional_kwargs`` its message carries."""
-        if not self.policy.prune_loop or situation.loop_messages <= 0:
-            return [], "", {}
-        removals, summary = prune_loop(situation.messages, situation.loop_messages)
-        # What the removed replies cost stays in state, on the summary message,
-        # so a run summary of the final state still counts them.
+    def _prune(
+        self, situation: Situation, *, loop: bool = True
+    ) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
+        """The removals, the summary line, and the ``additional_kwargs`` of the first message added.
+
+        ``loop=False`` prunes nothing (a nudge, a stop), but the usage of the
+        replies the host dropped is carried all the same.
+        """
+        removals: list[RemoveMessage] = []
+        summary = ""
+        if loop and self.policy.prune_loop and situation.loop_messages > 0:
+            removals, summary = prune_loop(situation.messages, situation.loop_messages)
+        # What the removed and dropped replies cost stays in state, on the first
+        # message the help adds, so a run summary of the final state counts them.
         removed = {removal.id for removal in removals}
-        usage = pruned_usage(m for m in situation.messages if m.id in removed)
-        return removals, summary, {PRUNED_USAGE_KEY: usage} if usage else {}
+        usage = {
+            str(entry["id"]): dict(entry)
+            for entry in [
+                *pruned_usage(m for m in situation.messages if m.id in removed),
+                *situation.dropped_usage,
+            ]
+        }
+        return removals, summary, {PRUNED_USAGE_KEY: list(usage.values())} if usage else {}
 
     # -- records, cost ------------------------------------------------------
 

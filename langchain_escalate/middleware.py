@@ -37,6 +37,7 @@ from langgraph.config import get_config
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
+from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.escalation import Call, Escalator, Situation, Steps, run_async, run_sync
 from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
 
 TAKEOVER_FIELD = "takeover"
 """Entry of this middleware's progress that holds a takeover in progress."""
+
+DROPPED_FIELD = "dropped_usage"
+"""Key of a pending verdict (or takeover) holding the usage of the stuck reply it answers."""
 
 DEFAULT_NAME = "EscalationMiddleware"
 
@@ -190,12 +194,14 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         progress, start = load_progress(saved, messages, self._detector)
         verdict, loop = feed(progress, messages, start)
         start_rung: int | None = None
+        dropped: list[dict[str, Any]] = []
         if progress.pending is not None:
             # A stuck final reply (after_model), or a rung deferred earlier.
             pending, progress.pending = progress.pending, None
             verdict = Verdict(**pending["verdict"])
             loop = int(pending.get("loop", 0))
             start_rung = pending.get("rung")
+            dropped = list(pending.get(DROPPED_FIELD, []))
         extra = _takeover_entry(saved)
         if _new_turn(messages, start):
             extra.pop(TAKEOVER_FIELD, None)  # a person spoke: the agent's own model has the turn
@@ -213,6 +219,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
                 start_rung=start_rung,
                 config=config,
                 host_takes_over=True,
+                dropped_usage=dropped,
             )
         )
         if help_.host_takeover:
@@ -221,6 +228,8 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
                 "rung": _escalate_rung(escalator.policy.ladder, start_rung, progress.fired),
                 "step": 0,
                 "steps": escalator.policy.takeover_steps + 1,
+                # No message was added to carry it: the takeover's first step will.
+                DROPPED_FIELD: dropped,
             }
         progress.fired += 1
         progress.detector.clear()
@@ -295,17 +304,26 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
         )
         finished = reply is None or not reply.tool_calls or step + 1 >= steps
-        entry = {**saved, TAKEOVER_FIELD: None if finished else {**takeover, "step": step + 1}}
+        dropped = takeover.get(DROPPED_FIELD) or []
+        # The first step carries the dropped usage; the later ones must not again.
+        later = {k: v for k, v in takeover.items() if k != DROPPED_FIELD} | {"step": step + 1}
+        entry = {**saved, TAKEOVER_FIELD: None if finished else later}
         if reply is None and step == 0:
             # The takeover could not start (budget refused, strong model failed): like any
             # rung that cannot run, the ladder moves down, from before_model's next run.
             result = ModelResponse(result=[_could_not_take_over(records[-1])])
-            entry["pending"] = {"verdict": takeover["verdict"], "rung": int(takeover["rung"]) + 1}
+            entry["pending"] = {
+                "verdict": takeover["verdict"],
+                "rung": int(takeover["rung"]) + 1,
+                DROPPED_FIELD: dropped,
+            }
         elif reply is None:
             # A later step could not run: the agent's own model takes back, as in the node.
             weak: ModelResponse[Any] = yield call(request)
             result = weak
         else:
+            if dropped:
+                reply.additional_kwargs[PRUNED_USAGE_KEY] = dropped
             # The stamped reply replaces the raw one; a structured response is kept.
             strong = responses[-1]
             others = [m for m in strong.result if not isinstance(m, AIMessage)]
@@ -356,7 +374,12 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             return update or None
         # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
         loop = loop_span(progress, verdict, messages[:-1], dropped=1)
-        progress.pending = {"verdict": verdict.to_dict(), "loop": loop}
+        # Its usage goes with the pending verdict, for the help that answers it to carry.
+        progress.pending = {
+            "verdict": verdict.to_dict(),
+            "loop": loop,
+            DROPPED_FIELD: pruned_usage([reply]),
+        }
         progress.last_id = messages[-2].id if len(messages) > 1 else None
         return {
             "messages": [RemoveMessage(id=str(reply.id))],

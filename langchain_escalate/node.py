@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
-from langchain_escalate.cost import PriceBook
+from langchain_escalate.cost import PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.escalation import Escalator, Help, Situation, TakeoverSituation
@@ -268,6 +268,7 @@ class _Attempt:
     loop: int = 0
     reply: AIMessage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    dropped_usage: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _EscalatingStep:
@@ -328,16 +329,23 @@ class _EscalatingStep:
             verdict = Verdict()
 
         start_rung: int | None = None
+        # Usage of the stuck reply the ladder answers: it is dropped, but was paid for.
+        dropped: list[dict[str, Any]] = []
         pending = self._pending(run, messages)
         if pending is not None:
             verdict, loop = Verdict(**pending["verdict"]), 0
             start_rung = int(pending["rung"])
+            dropped = list(pending.get("dropped_usage", []))
         weak_calls = 0
         last_reply: AIMessage | None = None
         while True:
             if verdict.stuck:
                 situation = run.situation(
-                    verdict, loop, model_called=weak_calls > 0, start_rung=start_rung
+                    verdict,
+                    loop,
+                    model_called=weak_calls > 0,
+                    start_rung=start_rung,
+                    dropped_usage=dropped,
                 )
                 start_rung = None
                 ended = yield from self._answer(run, situation)
@@ -352,7 +360,7 @@ class _EscalatingStep:
             attempt = yield from self._weak_attempt(
                 run, last_call=weak_calls >= self._max_weak_calls
             )
-            verdict, loop = attempt.verdict, attempt.loop
+            verdict, loop, dropped = attempt.verdict, attempt.loop, attempt.dropped_usage
             if attempt.reply is None:
                 continue
             last_reply = attempt.reply
@@ -367,6 +375,9 @@ class _EscalatingStep:
         run.out.absorb(help_)
         if help_.deferred_rung is not None:
             pending = {"verdict": situation.verdict.to_dict(), "rung": help_.deferred_rung}
+            if situation.dropped_usage:
+                # Nothing was added to carry it: the step that runs the rung will.
+                pending["dropped_usage"] = list(situation.dropped_usage)
             return self._defer(run, pending)
         run.progress.fired += 1
         run.progress.detector.clear()
@@ -422,11 +433,13 @@ class _EscalatingStep:
                 raise
             return _Attempt(verdict=verdict)
         verdict = detector.observe(reply)
-        loop = 0
+        attempt = _Attempt(verdict=verdict, reply=without_confidence(reply), extra=extra)
         if verdict.stuck:
-            # The stuck reply is not kept: the detector saw it, the state will not.
-            loop = loop_span(run.progress, verdict, run.out.working, dropped=1)
-        return _Attempt(verdict=verdict, loop=loop, reply=without_confidence(reply), extra=extra)
+            # The stuck reply is not kept: the detector saw it, the state will not;
+            # the help that answers it carries its usage instead.
+            attempt.loop = loop_span(run.progress, verdict, run.out.working, dropped=1)
+            attempt.dropped_usage = pruned_usage([reply])
+        return attempt
 
     # -- progress ---------------------------------------------------------------
 
