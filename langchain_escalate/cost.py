@@ -325,20 +325,9 @@ def cache_read_tokens_of(message: BaseMessage) -> int:
         >>> cache_read_tokens_of(AIMessage("hi", response_metadata={"token_usage": usage}))
         25
     """
-    if not isinstance(message, AIMessage):
-        return 0
-    details = message.usage_metadata.get("input_token_details") if message.usage_metadata else None
-    cached = details.get("cache_read") if details else None
-    if cached is not None:
-        return int(cached)
-    raw = _raw_usage(message)
-    if raw is None:
-        return 0
-    cached = raw.get("cache_read_input_tokens")
-    prompt_details = raw.get("prompt_tokens_details")
-    if cached is None and isinstance(prompt_details, Mapping):
-        cached = prompt_details.get("cached_tokens")
-    return int(cached or 0)
+    return _prompt_detail(
+        message, "cache_read", raw_key="cache_read_input_tokens", details_key="cached_tokens"
+    )
 
 
 def cache_write_tokens_of(message: BaseMessage) -> int:
@@ -363,20 +352,32 @@ def cache_write_tokens_of(message: BaseMessage) -> int:
         >>> cache_write_tokens_of(AIMessage("hi", response_metadata={"usage": usage}))
         40
     """
+    return _prompt_detail(
+        message,
+        "cache_creation",
+        raw_key="cache_creation_input_tokens",
+        details_key="cache_creation_tokens",
+    )
+
+
+def _prompt_detail(
+    message: BaseMessage, standard_key: str, *, raw_key: str, details_key: str
+) -> int:
+    """A count from LangChain's ``input_token_details``, else from the provider's raw usage."""
     if not isinstance(message, AIMessage):
         return 0
     details = message.usage_metadata.get("input_token_details") if message.usage_metadata else None
-    written = details.get("cache_creation") if details else None
-    if written is not None:
-        return int(written)
+    count = details.get(standard_key) if details else None
+    if count is not None:
+        return int(count)
     raw = _raw_usage(message)
     if raw is None:
         return 0
-    written = raw.get("cache_creation_input_tokens")
+    count = raw.get(raw_key)
     prompt_details = raw.get("prompt_tokens_details")
-    if written is None and isinstance(prompt_details, Mapping):
-        written = prompt_details.get("cache_creation_tokens")
-    return int(written or 0)
+    if count is None and isinstance(prompt_details, Mapping):
+        count = prompt_details.get(details_key)
+    return int(count or 0)
 
 
 def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:

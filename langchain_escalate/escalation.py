@@ -504,22 +504,11 @@ class Escalator:
         if takeover and situation.host_takes_over:
             return Help(rung="escalate", records=records, briefing=briefing, host_takeover=True)
         expert = self.expert
-        if takeover:
-            opening = [HumanMessage(briefing)]
-
-            def call(config: RunnableConfig) -> Call[ExpertAnswer]:
-                return Call(
-                    lambda: expert.take_over(opening, config=config),
-                    lambda: expert.atake_over(opening, config=config),
-                )
-        else:
-
-            def call(config: RunnableConfig) -> Call[ExpertAnswer]:
-                return Call(
-                    lambda: expert.advise(briefing, config=config),
-                    lambda: expert.aadvise(briefing, config=config),
-                )
-
+        call = (
+            expert.takeover_call([HumanMessage(briefing)])
+            if takeover
+            else expert.advice_call(briefing)
+        )
         answer, record = yield from self._paid_call(
             call,
             verdict=situation.verdict,
@@ -564,17 +553,9 @@ class Escalator:
 
     def _continue_takeover(self, situation: TakeoverSituation) -> Steps[Help]:
         records: list[EscalationRecord] = []
-        expert = self.expert
         reading = [HumanMessage(situation.briefing), *situation.steps_so_far]
-
-        def call(config: RunnableConfig) -> Call[ExpertAnswer]:
-            return Call(
-                lambda: expert.take_over(reading, config=config),
-                lambda: expert.atake_over(reading, config=config),
-            )
-
         answer, record = yield from self._paid_call(
-            call,
+            self.expert.takeover_call(reading),
             verdict=situation.verdict,
             thread_id=situation.thread_id,
             config=situation.config,
@@ -609,19 +590,11 @@ class Escalator:
             context=context,
             max_tokens=max_tokens or self.policy.briefing_max_tokens,
         )
-        expert = self.expert
         records: list[EscalationRecord] = []
         asked = Verdict(rule=None, reason=f"the model asked: {truncate_middle(question, 200)}")
-
-        def call(config: RunnableConfig) -> Call[ExpertAnswer]:
-            return Call(
-                lambda: expert.advise(briefing, config=config),
-                lambda: expert.aadvise(briefing, config=config),
-            )
-
         causes: list[str] = []
         answer, record = yield from self._paid_call(
-            call,
+            self.expert.advice_call(briefing),
             causes=causes,
             verdict=asked,
             thread_id=thread_id,

@@ -16,10 +16,11 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from langchain_escalate.drive import Call
 from langchain_escalate.models import ModelRef
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from langchain_core.tools import BaseTool
 
@@ -183,6 +184,22 @@ class Expert:
             [SystemMessage(TAKEOVER_PROMPT), *messages], config
         )
         return _takeover_answer(reply)
+
+    def advice_call(self, briefing: str) -> Callable[[RunnableConfig], Call[ExpertAnswer]]:
+        """``advise`` as a ``Call`` for the engine's sync or async driver, given the run config."""
+        return lambda config: Call(
+            lambda: self.advise(briefing, config=config),
+            lambda: self.aadvise(briefing, config=config),
+        )
+
+    def takeover_call(
+        self, messages: Sequence[BaseMessage]
+    ) -> Callable[[RunnableConfig], Call[ExpertAnswer]]:
+        """``take_over`` as a ``Call`` for the engine's sync or async driver."""
+        return lambda config: Call(
+            lambda: self.take_over(messages, config=config),
+            lambda: self.atake_over(messages, config=config),
+        )
 
     def chat_model(self) -> BaseChatModel:
         """The strong chat model, resolved (built on first call).
