@@ -381,22 +381,6 @@ class Escalator:
             )
         )  # fmt: skip
 
-    def ask_steps(
-        self,
-        question: str,
-        messages: Sequence[BaseMessage] = (),
-        *,
-        context: str | None = None,
-        thread_id: str | None = None,
-        config: RunnableConfig | None = None,
-        max_tokens: int | None = None,
-    ) -> Steps[Answer]:
-        """``ask`` as a generator of ``Call`` (for adapters with I/O of their own)."""
-        return self._ask(
-            question, messages, context=context, thread_id=thread_id, config=config,
-            max_tokens=max_tokens,
-        )  # fmt: skip
-
     def paid_steps(
         self,
         call: Call[AIMessage],
@@ -574,16 +558,17 @@ class Escalator:
         emit_record(record)
         return Help(rung="escalate", records=[record], messages=[step], takeover=step)
 
-    def _ask(
+    def ask_steps(
         self,
         question: str,
-        messages: Sequence[BaseMessage],
+        messages: Sequence[BaseMessage] = (),
         *,
-        context: str | None,
-        thread_id: str | None,
-        config: RunnableConfig | None,
-        max_tokens: int | None,
+        context: str | None = None,
+        thread_id: str | None = None,
+        config: RunnableConfig | None = None,
+        max_tokens: int | None = None,
     ) -> Steps[Answer]:
+        """``ask`` as a generator of ``Call`` (for adapters with I/O of their own)."""
         briefing = build_briefing(
             messages,
             question=question,
