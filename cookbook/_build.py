@@ -282,21 +282,17 @@ for record in state["escalations"]:
 
 `summarize_run` prices every reply at its side's price (litellm's map) and
 computes the counterfactual: the same tokens, all on the strong model. The loop
-was pruned from the state, but the weak model was paid for it, so we collect
-every message from the checkpoint history.""",
+was pruned from the state, but the weak model was paid for it: the message that
+replaced the loop carries the usage of the replies it removed, so the final
+state is enough.""",
     ),
     (
         "code",
         """\
 from langchain_escalate.cost import PriceBook, summarize_run
 
-every_message = {}
-for snapshot in graph.get_state_history(config):
-    for message in snapshot.values.get("messages", []):
-        every_message.setdefault(message.id, message)
-
 summary = summarize_run(
-    every_message.values(),
+    state["messages"],
     weak_model="deepseek/deepseek-chat",
     strong_model="anthropic/claude-sonnet-4-6",
     prices=PriceBook(),
@@ -568,21 +564,17 @@ finished. The strong model was called once.
 
 ## What did it cost?
 
-As in notebook 01: every reply the run produced (from the checkpoint history,
-since the loop was pruned from the state), priced at litellm's prices.""",
+As in notebook 01: every reply the run paid for, read from the final state
+(the pruned loop's usage rides on the message that replaced it), priced at
+litellm's prices.""",
     ),
     (
         "code",
         """\
 from langchain_escalate.cost import PriceBook, summarize_run
 
-every_message = {}
-for snapshot in agent.get_state_history(config):
-    for message in snapshot.values.get("messages", []):
-        every_message.setdefault(message.id, message)
-
 summary = summarize_run(
-    every_message.values(),
+    result["messages"],
     weak_model="deepseek/deepseek-chat",
     strong_model="anthropic/claude-sonnet-4-6",
     prices=PriceBook(),
