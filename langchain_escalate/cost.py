@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_escalate.records import RECORD_KEY, EscalationRecord
+from langchain_escalate.records import UNPAID_OUTCOMES, EscalationRecord, record_of
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -37,6 +37,7 @@ __all__ = [
     "cache_read_tokens_of",
     "cache_write_tokens_of",
     "ensure_offline_price_map",
+    "price_reply",
     "pruned_usage",
     "summarize_run",
     "usage_of",
@@ -65,12 +66,6 @@ A list of ``{"id", "model", "tokens_in", "tokens_out", "cache_read",
 "cache_write"}`` dicts, one per removed reply (see ``pruned_usage``), on the
 message that summarizes the pruned loop; ``summarize_run`` counts them.
 """
-
-# Outcomes of an escalation record in which the strong model was never called.
-_UNPAID_OUTCOMES = frozenset({"over_budget", "skipped"})
-
-# Anthropic's raw usage splits a prompt into these; their sum is the prompt.
-_ANTHROPIC_PROMPT_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 _warned_models: set[str] = set()
 _warned_lock = threading.Lock()
@@ -263,15 +258,10 @@ class PriceBook:
 
 
 def usage_of(message: BaseMessage) -> tuple[int, int]:
-    """Return a reply's tokens in and out; ``(0, 0)`` when it reports none.
+    """Return a reply's tokens in and out from LangChain's ``usage_metadata``; ``(0, 0)`` without.
 
-    Read from ``usage_metadata`` (LangChain's standard field), falling back to
-    the provider's raw usage in ``response_metadata["token_usage"]`` or
-    ``response_metadata["usage"]`` (OpenAI ``prompt_tokens`` /
-    ``completion_tokens`` or Anthropic ``input_tokens`` / ``output_tokens``).
-    Tokens in are every prompt token, cached ones included, as LangChain
-    counts them: Anthropic's raw ``input_tokens`` leaves out the tokens read
-    from or written to its cache, so those are added.
+    Every LangChain chat integration (``ChatLiteLLM`` included) fills
+    ``usage_metadata``; tokens in are every prompt token, cached ones included.
 
     Args:
         message: Any message; only ``AIMessage`` carries usage.
@@ -281,103 +271,52 @@ def usage_of(message: BaseMessage) -> tuple[int, int]:
 
     Example:
         >>> from langchain_core.messages import AIMessage
-        >>> raw = {"token_usage": {"prompt_tokens": 9, "completion_tokens": 2}}
-        >>> usage_of(AIMessage("hi", response_metadata=raw))
+        >>> usage = {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}
+        >>> usage_of(AIMessage("hi", usage_metadata=usage))
         (9, 2)
     """
-    if not isinstance(message, AIMessage):
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    if not usage:
         return (0, 0)
-    if message.usage_metadata:
-        return (
-            int(message.usage_metadata.get("input_tokens") or 0),
-            int(message.usage_metadata.get("output_tokens") or 0),
-        )
-    raw = _raw_usage(message)
-    if raw is None:
-        return (0, 0)
-    if "prompt_tokens" in raw:
-        tokens_in = int(raw["prompt_tokens"] or 0)
-    else:
-        tokens_in = sum(int(raw.get(key) or 0) for key in _ANTHROPIC_PROMPT_KEYS)
-    tokens_out = raw.get("completion_tokens", raw.get("output_tokens")) or 0
-    return (tokens_in, int(tokens_out))
+    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
 
 
 def cache_read_tokens_of(message: BaseMessage) -> int:
-    """Return how many of a reply's prompt tokens were read from the provider's prompt cache.
-
-    Read from ``usage_metadata["input_token_details"]["cache_read"]``
-    (LangChain's standard field), falling back to the provider's raw usage:
-    ``cache_read_input_tokens`` (Anthropic, litellm) or
-    ``prompt_tokens_details["cached_tokens"]`` (OpenAI). Pass it to
-    ``PriceBook.cost_usd(..., cache_read_tokens=...)``; ``usage_of`` counts
-    these tokens in its tokens in.
-
-    Args:
-        message: Any message; only ``AIMessage`` carries usage.
-
-    Returns:
-        The number of cache-read prompt tokens; ``0`` when the reply reports none.
-
-    Example:
-        >>> from langchain_core.messages import AIMessage
-        >>> usage = {"prompt_tokens": 30, "prompt_tokens_details": {"cached_tokens": 25}}
-        >>> cache_read_tokens_of(AIMessage("hi", response_metadata={"token_usage": usage}))
-        25
-    """
-    return _prompt_detail(
-        message, "cache_read", raw_key="cache_read_input_tokens", details_key="cached_tokens"
-    )
+    """Prompt tokens read from the provider's cache (``input_token_details["cache_read"]``)."""
+    return _input_detail(message, "cache_read")
 
 
 def cache_write_tokens_of(message: BaseMessage) -> int:
-    """Return how many of a reply's prompt tokens were written to the provider's prompt cache.
+    """Prompt tokens written to the provider's cache (``input_token_details["cache_creation"]``)."""
+    return _input_detail(message, "cache_creation")
 
-    Read from ``usage_metadata["input_token_details"]["cache_creation"]``
-    (LangChain's standard field), falling back to the provider's raw usage:
-    ``cache_creation_input_tokens`` (Anthropic, litellm) or
-    ``prompt_tokens_details["cache_creation_tokens"]`` (litellm). Pass it to
-    ``PriceBook.cost_usd(..., cache_write_tokens=...)``; ``usage_of`` counts
-    these tokens in its tokens in.
+
+def price_reply(prices: PriceBook, model: str, reply: BaseMessage) -> tuple[int, int, float | None]:
+    """Tokens in, tokens out and USD cost of one reply at ``model``'s prices.
 
     Args:
-        message: Any message; only ``AIMessage`` carries usage.
+        prices: The price book.
+        model: The model the reply is priced as.
+        reply: The reply.
 
     Returns:
-        The number of cache-write prompt tokens; ``0`` when the reply reports none.
-
-    Example:
-        >>> from langchain_core.messages import AIMessage
-        >>> usage = {"input_tokens": 3, "output_tokens": 1, "cache_creation_input_tokens": 40}
-        >>> cache_write_tokens_of(AIMessage("hi", response_metadata={"usage": usage}))
-        40
+        ``(tokens_in, tokens_out, cost_usd)``; the cost is ``None`` when the price is unknown.
     """
-    return _prompt_detail(
-        message,
-        "cache_creation",
-        raw_key="cache_creation_input_tokens",
-        details_key="cache_creation_tokens",
+    tokens_in, tokens_out = usage_of(reply)
+    cost = prices.cost_usd(
+        model,
+        tokens_in,
+        tokens_out,
+        cache_read_tokens=cache_read_tokens_of(reply),
+        cache_write_tokens=cache_write_tokens_of(reply),
     )
+    return tokens_in, tokens_out, cost
 
 
-def _prompt_detail(
-    message: BaseMessage, standard_key: str, *, raw_key: str, details_key: str
-) -> int:
-    """A count from LangChain's ``input_token_details``, else from the provider's raw usage."""
-    if not isinstance(message, AIMessage):
-        return 0
-    details = message.usage_metadata.get("input_token_details") if message.usage_metadata else None
-    count = details.get(standard_key) if details else None
-    if count is not None:
-        return int(count)
-    raw = _raw_usage(message)
-    if raw is None:
-        return 0
-    count = raw.get(raw_key)
-    prompt_details = raw.get("prompt_tokens_details")
-    if count is None and isinstance(prompt_details, Mapping):
-        count = prompt_details.get(details_key)
-    return int(count or 0)
+def _input_detail(message: BaseMessage, key: str) -> int:
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    details = usage.get("input_token_details") if usage else None
+    return int((details or {}).get(key) or 0)
 
 
 def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
@@ -424,14 +363,6 @@ def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
             "cache_write": cache_write_tokens_of(message),
         }
     return list(entries.values())
-
-
-def _raw_usage(message: AIMessage) -> Mapping[str, Any] | None:
-    for key in ("token_usage", "usage"):
-        raw = message.response_metadata.get(key)
-        if isinstance(raw, Mapping):
-            return raw
-    return None
 
 
 def _cache_within(
@@ -593,13 +524,13 @@ def summarize_run(
         if not isinstance(message, AIMessage):
             continue
         usage = _Usage.of_reply(message)
-        record = _record_of(message)
+        record = record_of(message)
         is_strong = (
             record is not None or message.response_metadata.get("model_name") == strong_model
         )
         if record is not None:
             seen_records.add(record.id)
-            if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
+            if record.action == "escalate" and record.outcome not in UNPAID_OUTCOMES:
                 tally.escalations += 1
                 if usage.tokens_in == usage.tokens_out == 0:
                     tally.add_record(record)
@@ -610,7 +541,7 @@ def summarize_run(
         if record.id in seen_records:
             continue
         seen_records.add(record.id)
-        if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
+        if record.action == "escalate" and record.outcome not in UNPAID_OUTCOMES:
             tally.escalations += 1
             tally.add_record(record)
     return tally.summary()
@@ -724,15 +655,6 @@ class _Tally:
             saved_usd=saved,
             escalations=self.escalations,
         )
-
-
-def _record_of(message: AIMessage) -> EscalationRecord | None:
-    raw = message.additional_kwargs.get(RECORD_KEY)
-    if raw is None:
-        return None
-    if isinstance(raw, EscalationRecord):
-        return raw
-    return EscalationRecord.model_validate(raw)
 
 
 def _litellm_cost(
