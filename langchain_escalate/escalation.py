@@ -23,18 +23,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
-from langchain_core.runnables.config import merge_configs
 from langgraph.types import interrupt
 
-from langchain_escalate.cost import PRUNED_USAGE_KEY, PriceBook, pruned_usage
+from langchain_escalate.cost import PriceBook
 from langchain_escalate.detector.verdict import Verdict
-from langchain_escalate.drive import Call, Steps, run_async, run_sync
+from langchain_escalate.drive import Steps, run_async, run_sync
 from langchain_escalate.expert.briefing import build_briefing, estimate_tokens, truncate_middle
 from langchain_escalate.expert.expert import Expert, ExpertSpec
-from langchain_escalate.merge import TAKEOVER_KEY, nudge_text, prune_loop, stamp
-from langchain_escalate.paid import Paid, Payer
+from langchain_escalate.merge import TAKEOVER_KEY, nudge_text, prune_with_usage, stamp
+from langchain_escalate.paid import Payer
 from langchain_escalate.policy import EscalationPolicy, Rung
-from langchain_escalate.records import Action, EscalationRecord, Outcome, emit_record
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -42,6 +40,7 @@ if TYPE_CHECKING:
 
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
+    from langchain_escalate.records import EscalationRecord
 
 logger = logging.getLogger("langchain_escalate")
 
@@ -217,7 +216,7 @@ class Escalator:
         self.budget = budget
         book = prices if isinstance(prices, PriceBook) else PriceBook(prices)
         is_graph = self.expert.kind == "graph"
-        self.payer = Payer(self.expert.name, is_graph, book, budget, self.policy)
+        self.payer = Payer(node, self.expert.name, is_graph, book, budget, self.policy)
 
     @property
     def mode(self) -> str:
@@ -280,7 +279,9 @@ class Escalator:
         while True:
             rung = self.policy.rung_at(index)
             if rung == "nudge":
-                record = self.record(situation.verdict, situation.thread_id, "nudge", "nudged")
+                record = self.payer.record(
+                    situation.verdict, situation.thread_id, "nudge", "nudged"
+                )
                 text = nudge_text(situation.verdict, situation.messages)
                 return self._guidance(situation, rung, records, record, text, prune=False)
             if rung == "escalate":
@@ -309,7 +310,7 @@ class Escalator:
         """
         reading = [HumanMessage(situation.briefing), *situation.steps_so_far]
         steps = self.policy.takeover_steps + 1
-        paid, record = yield from self.paid(
+        paid, record = yield from self.payer.pay(
             self.expert.takeover_call(reading),
             verdict=situation.verdict,
             thread_id=situation.thread_id,
@@ -355,7 +356,7 @@ class Escalator:
             max_tokens=max_tokens or self.policy.briefing_max_tokens,
         )
         asked = Verdict(rule=None, reason=f"the model asked: {truncate_middle(question, 200)}")
-        paid, record = yield from self.paid(
+        paid, record = yield from self.payer.pay(
             self.expert.advice_call(briefing),
             verdict=asked,
             thread_id=thread_id,
@@ -368,92 +369,6 @@ class Escalator:
             refusal = paid.refusal or f"the expert failed: {paid.failure}"
             return Answer(text=None, record=record, refusal=refusal, briefing=briefing)
         return Answer(text=paid.answer.text, record=record, refusal=None, briefing=briefing)
-
-    def paid(
-        self,
-        call: Any,
-        *,
-        verdict: Verdict,
-        thread_id: str | None,
-        config: RunnableConfig | None,
-        tokens_in: int,
-        mode: str,
-        reason: str | None = None,
-        outcome: Outcome | None = None,
-    ) -> Steps[tuple[Paid, EscalationRecord]]:
-        """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
-
-        Args:
-            call: ``Expert.advice_call(...)``/``takeover_call(...)`` (given the
-                tagged run config), or a ready ``Call`` the host makes itself.
-            verdict: The verdict being answered (its rule and reason go in the record).
-            thread_id: The thread, for the budget and the record.
-            config: The host's run config; ``None`` for a host's own call.
-            tokens_in: The prompt's size, for the budget's estimate.
-            mode: The record's mode.
-            reason: The record's reason; the verdict's by default.
-            outcome: The record's outcome on success; by mode by default.
-
-        Returns:
-            A generator returning what was paid and its record.
-        """
-        ready = call if isinstance(call, Call) else call(self._expert_config(config, verdict, mode))
-        paid: Paid = yield from self.payer.steps(ready, thread_id=thread_id, tokens_in=tokens_in)
-        why = reason or verdict.reason
-        if paid.refusal is not None:
-            refused = self.record(
-                verdict, thread_id, "escalate", "over_budget", mode=mode,
-                reason=f"{why} Budget refused: {paid.refusal}",
-            )  # fmt: skip
-            return paid, refused
-        done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
-        if paid.failure is not None:
-            logger.warning(
-                "node %r: expert %r failed: %s", self.node, self.expert.name, paid.failure
-            )
-            why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
-        record = self.record(
-            verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.expert.name,
-            tokens_in=paid.tokens_in, tokens_out=paid.tokens_out, cost_usd=paid.cost_usd,
-            latency_s=paid.latency_s,
-        )  # fmt: skip
-        return paid, record
-
-    def record(
-        self,
-        verdict: Verdict,
-        thread_id: str | None,
-        action: Action,
-        outcome: Outcome,
-        **fields: Any,
-    ) -> EscalationRecord:
-        """Make, log and emit one record of this escalator's node.
-
-        Args:
-            verdict: The verdict answered (rule, and the reason unless ``reason`` is given).
-            thread_id: The thread.
-            action: The rung.
-            outcome: What happened.
-            **fields: Other ``EscalationRecord`` fields (``reason``, ``mode``, cost, ...).
-
-        Returns:
-            The record.
-        """
-        fields.setdefault("reason", verdict.reason)
-        if action in ("nudge", "stop"):
-            fields["cost_usd"] = 0.0  # free: no model was called
-        if "latency_s" in fields:
-            fields["latency_s"] = round(fields["latency_s"], 6)
-        record = EscalationRecord(
-            node=self.node,
-            action=action,
-            rule=verdict.rule,
-            outcome=outcome,
-            thread_id=thread_id,
-            **fields,
-        )
-        emit_record(record)
-        return record
 
     # -- the rungs ---------------------------------------------------------------
 
@@ -469,7 +384,7 @@ class Escalator:
             if takeover
             else self.expert.advice_call(briefing)
         )
-        paid, record = yield from self.paid(
+        paid, record = yield from self.payer.pay(
             call,
             verdict=situation.verdict,
             thread_id=situation.thread_id,
@@ -493,7 +408,7 @@ class Escalator:
             "steps": self.policy.takeover_steps + 1,
             "briefing": briefing,
         }
-        removals, summary, carried = self._prune(situation)
+        removals, summary, carried = _prune(situation, prune=self.policy.prune_loop)
         messages: list[BaseMessage] = []
         if summary:
             messages.append(
@@ -525,7 +440,7 @@ class Escalator:
             }
         )
         guidance = _guidance_from(answer, self.node)
-        record = self.record(verdict, situation.thread_id, "human", "human")
+        record = self.payer.record(verdict, situation.thread_id, "human", "human")
         text = f"{HUMAN_HEADER}\n{guidance}"
         return self._guidance(
             situation, "human", records, record, text, prune=True, briefing=briefing
@@ -540,15 +455,17 @@ class Escalator:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
         reason = f"{situation.verdict.reason} No checkpointer."
         records.append(
-            self.record(situation.verdict, situation.thread_id, "human", "skipped", reason=reason)
+            self.payer.record(
+                situation.verdict, situation.thread_id, "human", "skipped", reason=reason
+            )
         )
 
     def _stop(self, situation: Situation, records: list[EscalationRecord]) -> Help:
-        record = self.record(situation.verdict, situation.thread_id, "stop", "stopped")
+        record = self.payer.record(situation.verdict, situation.thread_id, "stop", "stopped")
         if self.policy.stop_behavior == "raise":
             raise EscalationStopped(record)
         text = f"I stopped working on this task because I was stuck: {situation.verdict.reason}"
-        _, _, carried = self._prune(situation, loop=False)
+        _, _, carried = _prune(situation, prune=False)
         fired = situation.times_fired + 1
         message = stamp(AIMessage(text, additional_kwargs=carried), record, records, fired=fired)
         return Help(rung="stop", records=[*records, record], messages=[message], stopped=True)
@@ -564,7 +481,7 @@ class Escalator:
         prune: bool,
         briefing: str | None = None,
     ) -> Help:
-        removals, summary, carried = self._prune(situation, loop=prune)
+        removals, summary, carried = _prune(situation, prune=prune and self.policy.prune_loop)
         content = f"{summary}\n\n{text}" if summary else text
         message = stamp(
             HumanMessage(content, additional_kwargs=carried),
@@ -581,30 +498,6 @@ class Escalator:
             briefing=briefing,
         )
 
-    def _prune(
-        self, situation: Situation, *, loop: bool = True
-    ) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
-        """The removals, the summary line, and the ``additional_kwargs`` of the first message added.
-
-        ``loop=False`` prunes nothing (a nudge, a stop), but the usage of the
-        replies the host dropped is carried all the same.
-        """
-        removals: list[RemoveMessage] = []
-        summary = ""
-        if loop and self.policy.prune_loop and situation.loop_messages > 0:
-            removals, summary = prune_loop(situation.messages, situation.loop_messages)
-        # What the removed and dropped replies cost stays in state, on the first
-        # message the help adds, so a run summary of the final state counts them.
-        removed = {removal.id for removal in removals}
-        usage = {
-            str(entry["id"]): dict(entry)
-            for entry in [
-                *pruned_usage(m for m in situation.messages if m.id in removed),
-                *situation.dropped_usage,
-            ]
-        }
-        return removals, summary, {PRUNED_USAGE_KEY: list(usage.values())} if usage else {}
-
     def _briefing(self, situation: Situation) -> str:
         return build_briefing(
             situation.messages,
@@ -612,24 +505,11 @@ class Escalator:
             max_tokens=self.policy.briefing_max_tokens,
         )
 
-    def _expert_config(
-        self, config: RunnableConfig | None, verdict: Verdict, mode: str
-    ) -> RunnableConfig:
-        # LangGraph's "nostream" tag keeps the strong model's tokens out of
-        # stream_mode="messages": a chat UI must not show the internal advice.
-        tags = ["escalation"] if self.policy.stream_expert else ["escalation", "nostream"]
-        return merge_configs(
-            config,
-            {
-                "tags": tags,
-                "metadata": {
-                    "escalation_node": self.node,
-                    "escalation_rule": verdict.rule,
-                    "escalation_mode": mode,
-                },
-                "run_name": f"escalation:{self.node}",
-            },
-        )
+
+def _prune(situation: Situation, *, prune: bool) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
+    return prune_with_usage(
+        situation.messages, situation.loop_messages, situation.dropped_usage, prune=prune
+    )
 
 
 def _guidance_from(answer: Any, node: str) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
 
+from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector.steps import strip_confidence
 from langchain_escalate.expert.briefing import (
     describe_call,
@@ -21,7 +22,7 @@ from langchain_escalate.expert.briefing import (
 from langchain_escalate.records import ATTEMPTS_KEY, RECORD_KEY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from langchain_escalate.detector.verdict import Verdict
     from langchain_escalate.records import EscalationRecord
@@ -113,6 +114,40 @@ def prune_loop(
             summary += f"; the last result was: {truncate_middle(result, 200)}"
     summary += ".)"
     return [RemoveMessage(id=str(m.id)) for m in doomed], summary
+
+
+def prune_with_usage(
+    messages: Sequence[BaseMessage],
+    loop_messages: int,
+    dropped_usage: Sequence[Mapping[str, Any]] = (),
+    *,
+    prune: bool,
+) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
+    """The removals, the summary line, and the ``additional_kwargs`` of the first message added.
+
+    With ``prune`` false nothing is removed (a nudge, a stop), but the usage
+    of the replies the host dropped is carried all the same: what removed and
+    dropped replies cost stays in state, so a run summary of it counts them.
+
+    Args:
+        messages: The conversation.
+        loop_messages: Trailing messages of the loop.
+        dropped_usage: ``pruned_usage`` entries of replies the host dropped.
+        prune: Whether to remove the loop.
+
+    Returns:
+        ``(removals, summary, additional_kwargs)``.
+    """
+    removals: list[RemoveMessage] = []
+    summary = ""
+    if prune and loop_messages > 0:
+        removals, summary = prune_loop(messages, loop_messages)
+    removed = {removal.id for removal in removals}
+    usage = {
+        str(entry["id"]): dict(entry)
+        for entry in [*pruned_usage(m for m in messages if m.id in removed), *dropped_usage]
+    }
+    return removals, summary, {PRUNED_USAGE_KEY: list(usage.values())} if usage else {}
 
 
 def trailing_span(

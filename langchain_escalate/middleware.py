@@ -292,7 +292,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
         responses: list[ModelResponse[Any]] = []
         strong_request = request.override(model=escalator.expert.chat_model())
-        paid, record = yield from escalator.paid(
+        paid, record = yield from escalator.payer.pay(
             _kept(call(strong_request), responses),
             verdict=verdict,
             thread_id=thread_id_of_runtime(request.runtime),

@@ -14,26 +14,34 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from langchain_core.runnables.config import merge_configs
 from langgraph.errors import GraphBubbleUp
 
 from langchain_escalate.drive import Call, Steps
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
 from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
+from langchain_escalate.records import EscalationRecord, emit_record
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableConfig
 
     from langchain_escalate.budget import Budget, Reservation
     from langchain_escalate.cost import PriceBook
+    from langchain_escalate.detector.verdict import Verdict
     from langchain_escalate.policy import EscalationPolicy
+    from langchain_escalate.records import Action, Outcome
+
+logger = logging.getLogger("langchain_escalate")
 
 EXPECTED_ANSWER_TOKENS = 500
 """Output tokens assumed when estimating an escalation's cost for the budget."""
@@ -70,27 +78,95 @@ class Paid:
 
 @dataclass(frozen=True)
 class Payer:
-    """Pays for strong-model calls: the budget, the prices, retries and the timeout."""
+    """Pays for one node's strong-model calls and records them.
 
+    Attributes:
+        node: The node (tool, middleware) named in records and traces.
+        model: The expert's name, for prices and records.
+        is_graph: The expert is a user's compiled graph (its models price themselves).
+        prices: The price book.
+        budget: The budget; ``None``: unbounded.
+        policy: Retries, backoff, timeout and streaming of the strong call.
+    """
+
+    node: str
     model: str
     is_graph: bool
     prices: PriceBook
     budget: Budget | None
     policy: EscalationPolicy
 
-    def steps(
-        self, call: Call[ExpertAnswer], *, thread_id: str | None, tokens_in: int
-    ) -> Steps[Paid]:
-        """The paid call as a generator of ``Call`` (driven by ``drive.run_sync``/``run_async``).
+    def pay(
+        self,
+        call: Call[ExpertAnswer] | Callable[[RunnableConfig], Call[ExpertAnswer]],
+        *,
+        verdict: Verdict,
+        thread_id: str | None,
+        config: RunnableConfig | None,
+        tokens_in: int,
+        mode: str,
+        reason: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> Steps[tuple[Paid, EscalationRecord]]:
+        """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
 
         Args:
-            call: The expert call.
-            thread_id: The thread, for the budget.
-            tokens_in: The prompt's size, for the estimate.
+            call: ``Expert.advice_call(...)``/``takeover_call(...)`` (given the
+                tagged run config), or a ready ``Call`` the host makes itself.
+            verdict: The verdict being answered (its rule and reason go in the record).
+            thread_id: The thread, for the budget and the record.
+            config: The host's run config; ``None`` for a host's own call.
+            tokens_in: The prompt's size, for the budget's estimate.
+            mode: The record's mode.
+            reason: The record's reason; the verdict's by default.
+            outcome: The record's outcome on success; by mode by default.
 
         Returns:
-            A generator returning the ``Paid`` result.
+            A generator of ``Call`` returning what was paid and its record.
         """
+        ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
+        paid = yield from self._call(ready, thread_id=thread_id, tokens_in=tokens_in)
+        why = reason or verdict.reason
+        if paid.refusal is not None:
+            refused = self.record(
+                verdict, thread_id, "escalate", "over_budget", mode=mode,
+                reason=f"{why} Budget refused: {paid.refusal}",
+            )  # fmt: skip
+            return paid, refused
+        done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
+        if paid.failure is not None:
+            logger.warning("node %r: expert %r failed: %s", self.node, self.model, paid.failure)
+            why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
+        record = self.record(
+            verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.model,
+            tokens_in=paid.tokens_in, tokens_out=paid.tokens_out, cost_usd=paid.cost_usd,
+            latency_s=round(paid.latency_s, 6),
+        )  # fmt: skip
+        return paid, record
+
+    def record(
+        self,
+        verdict: Verdict,
+        thread_id: str | None,
+        action: Action,
+        outcome: Outcome,
+        **fields: Any,
+    ) -> EscalationRecord:
+        """Make, log and emit one record of this node (``fields``: other record fields)."""
+        fields.setdefault("reason", verdict.reason)
+        if action in ("nudge", "stop"):
+            fields["cost_usd"] = 0.0  # free: no model was called
+        record = EscalationRecord(
+            node=self.node, action=action, rule=verdict.rule, outcome=outcome,
+            thread_id=thread_id, **fields,
+        )  # fmt: skip
+        emit_record(record)
+        return record
+
+    def _call(
+        self, call: Call[ExpertAnswer], *, thread_id: str | None, tokens_in: int
+    ) -> Steps[Paid]:
+        """Reserve, call, settle or release."""
         reservation: Reservation | None = None
         if self.budget is not None:
             reservation = yield self._reserve(thread_id or "default", tokens_in)
@@ -150,6 +226,20 @@ class Payer:
             return None  # the models inside a user's graph are unknown
         prompt = tokens_in + PROMPT_OVERHEAD_TOKENS
         return self.prices.cost_usd(self.model, prompt, EXPECTED_ANSWER_TOKENS)
+
+    def _traced(self, config: RunnableConfig | None, verdict: Verdict, mode: str) -> RunnableConfig:
+        # LangGraph's "nostream" tag keeps the strong model's tokens out of
+        # stream_mode="messages": a chat UI must not show the internal advice.
+        tags = ["escalation"] if self.policy.stream_expert else ["escalation", "nostream"]
+        metadata = {
+            "escalation_node": self.node,
+            "escalation_rule": verdict.rule,
+            "escalation_mode": mode,
+        }
+        extra: RunnableConfig = {
+            "tags": tags, "metadata": metadata, "run_name": f"escalation:{self.node}"
+        }  # fmt: skip
+        return merge_configs(config, extra)
 
     def _reserve(self, thread: str, tokens_in: int) -> Call[Reservation]:
         budget = self.budget

@@ -254,7 +254,7 @@ def test_a_host_call_is_paid_under_the_budget_and_recorded() -> None:
         return answer
 
     paid, record = run_sync(
-        escalator.paid(
+        escalator.payer.pay(
             Call(lambda: answer, arun), verdict=VERDICT, thread_id="t", config=None,
             tokens_in=1000, mode="takeover",
         )
