@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
+    from langchain_escalate.expert.expert import ExpertAnswer
     from langchain_escalate.records import EscalationRecord
 
 logger = logging.getLogger("langchain_escalate")
@@ -178,14 +179,9 @@ class TakeoverSituation:
 class Escalator:
     """Answers stuck verdicts by walking the ladder; shared by node, tool and middleware.
 
-    Args:
-        strong: The expert: a model id, a ``BaseChatModel``, a ``ModelRef``,
-            a compiled graph, or an ``Expert``.
-        node: Name used in records, stream events, logs and warnings.
-        policy: The ladder and modes; ``EscalationPolicy()`` by default.
-        budget: Bounds the strong model; ``None`` means unbounded.
-        prices: Prices for models litellm lacks (USD per 1M tokens), or a ``PriceBook``.
-        tools: Tools the strong model is bound to in ``takeover``.
+    ``strong`` is what ``Expert`` accepts (an ``Expert`` is used as it is);
+    ``node`` names records, events and logs; ``prices`` are configured prices
+    or a ``PriceBook``; ``tools`` bind the strong model in ``takeover``.
 
     Example:
         >>> from langchain_core.messages import HumanMessage
@@ -283,7 +279,7 @@ class Escalator:
                     situation.verdict, situation.thread_id, "nudge", "nudged"
                 )
                 text = nudge_text(situation.verdict, situation.messages)
-                return self._guidance(situation, rung, records, record, text, prune=False)
+                return _guidance_help(situation, rung, [*records, record], text, prune=False)
             if rung == "escalate":
                 briefing = briefing or self._briefing(situation)
                 help_ = yield from self._escalate(situation, briefing, records)
@@ -292,7 +288,12 @@ class Escalator:
                 model_called = model_called or records[-1].strong_called
             elif rung == "human":
                 if not situation.can_interrupt:
-                    self._skip_human(situation, records)
+                    _warn_no_checkpointer(self.node)
+                    reason = f"{situation.verdict.reason} No checkpointer."
+                    verdict, thread = situation.verdict, situation.thread_id
+                    records.append(
+                        self.payer.record(verdict, thread, "human", "skipped", reason=reason)
+                    )
                     index = len(self.policy.ladder)  # straight to stop, as DESIGN.md says
                     continue
                 if model_called:
@@ -336,19 +337,7 @@ class Escalator:
         config: RunnableConfig | None = None,
         max_tokens: int | None = None,
     ) -> Steps[Answer]:
-        """``ask`` as a generator of ``Call``.
-
-        Args:
-            question: What the weak model asks.
-            messages: The conversation; may be empty.
-            context: Extra context the weak model gave.
-            thread_id: The thread, for the budget and the record.
-            config: Run config (tagged for traces).
-            max_tokens: Bound on the briefing; ``policy.briefing_max_tokens`` by default.
-
-        Returns:
-            A generator returning the ``Answer``.
-        """
+        """``ask`` as a generator of ``Call``; ``max_tokens`` defaults to the policy's bound."""
         briefing = build_briefing(
             messages,
             question=question,
@@ -398,32 +387,18 @@ class Escalator:
             return None
         if not takeover:
             text = f"{ADVICE_HEADER}\n{answer.text}"
-            return self._guidance(
-                situation, "escalate", records, record, text, prune=True, briefing=briefing
-            )
-        fired = situation.times_fired + 1
-        step = stamp(answer.message or AIMessage(answer.text), record, records, fired=fired)
-        step.additional_kwargs[TAKEOVER_KEY] = {
-            "step": 0,
-            "steps": self.policy.takeover_steps + 1,
-            "briefing": briefing,
-        }
-        removals, summary, carried = _prune(situation, prune=self.policy.prune_loop)
-        messages: list[BaseMessage] = []
-        if summary:
-            messages.append(
-                stamp(HumanMessage(summary, additional_kwargs=carried), record, [], fired=fired)
-            )
-        else:
-            step.additional_kwargs.update(carried)
-        messages.append(step)
-        return Help(
-            rung="escalate",
-            records=[*records, record],
-            messages=messages,
-            removals=removals,
-            takeover=step,
-            briefing=briefing,
+            return _guidance_help(
+                situation, "escalate", [*records, record], text,
+                prune=self.policy.prune_loop, briefing=briefing,
+            )  # fmt: skip
+        steps = self.policy.takeover_steps + 1
+        return _takeover_help(
+            situation,
+            [*records, record],
+            answer,
+            briefing,
+            steps=steps,
+            prune=self.policy.prune_loop,
         )
 
     def _ask_human(
@@ -442,23 +417,10 @@ class Escalator:
         guidance = _guidance_from(answer, self.node)
         record = self.payer.record(verdict, situation.thread_id, "human", "human")
         text = f"{HUMAN_HEADER}\n{guidance}"
-        return self._guidance(
-            situation, "human", records, record, text, prune=True, briefing=briefing
-        )
-
-    def _skip_human(self, situation: Situation, records: list[EscalationRecord]) -> None:
-        message = (
-            f"node {self.node!r}: the 'human' rung needs a checkpointer (compile the graph with "
-            "checkpointer=...); skipping to 'stop'"
-        )
-        logger.warning(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
-        reason = f"{situation.verdict.reason} No checkpointer."
-        records.append(
-            self.payer.record(
-                situation.verdict, situation.thread_id, "human", "skipped", reason=reason
-            )
-        )
+        return _guidance_help(
+            situation, "human", [*records, record], text,
+            prune=self.policy.prune_loop, briefing=briefing,
+        )  # fmt: skip
 
     def _stop(self, situation: Situation, records: list[EscalationRecord]) -> Help:
         record = self.payer.record(situation.verdict, situation.thread_id, "stop", "stopped")
@@ -466,37 +428,9 @@ class Escalator:
             raise EscalationStopped(record)
         text = f"I stopped working on this task because I was stuck: {situation.verdict.reason}"
         _, _, carried = _prune(situation, prune=False)
-        fired = situation.times_fired + 1
-        message = stamp(AIMessage(text, additional_kwargs=carried), record, records, fired=fired)
-        return Help(rung="stop", records=[*records, record], messages=[message], stopped=True)
-
-    def _guidance(
-        self,
-        situation: Situation,
-        rung: Rung,
-        records: list[EscalationRecord],
-        record: EscalationRecord,
-        text: str,
-        *,
-        prune: bool,
-        briefing: str | None = None,
-    ) -> Help:
-        removals, summary, carried = _prune(situation, prune=prune and self.policy.prune_loop)
-        content = f"{summary}\n\n{text}" if summary else text
-        message = stamp(
-            HumanMessage(content, additional_kwargs=carried),
-            record,
-            records,
-            fired=situation.times_fired + 1,
-        )
-        return Help(
-            rung=rung,
-            records=[*records, record],
-            messages=[message],
-            removals=removals,
-            guidance=text,
-            briefing=briefing,
-        )
+        message = AIMessage(text, additional_kwargs=carried)
+        stamped = stamp(message, record, records, fired=situation.times_fired + 1)
+        return Help(rung="stop", records=[*records, record], messages=[stamped], stopped=True)
 
     def _briefing(self, situation: Situation) -> str:
         return build_briefing(
@@ -506,10 +440,74 @@ class Escalator:
         )
 
 
+def _guidance_help(
+    situation: Situation,
+    rung: Rung,
+    records: list[EscalationRecord],
+    text: str,
+    *,
+    prune: bool,
+    briefing: str | None = None,
+) -> Help:
+    """Guidance for the weak model (``records[-1]`` is its rung's), after the pruned loop."""
+    removals, summary, carried = _prune(situation, prune=prune)
+    content = f"{summary}\n\n{text}" if summary else text
+    message = HumanMessage(content, additional_kwargs=carried)
+    stamped = stamp(message, records[-1], records[:-1], fired=situation.times_fired + 1)
+    return Help(
+        rung=rung,
+        records=records,
+        messages=[stamped],
+        removals=removals,
+        guidance=text,
+        briefing=briefing,
+    )
+
+
+def _takeover_help(
+    situation: Situation,
+    records: list[EscalationRecord],
+    answer: ExpertAnswer,
+    briefing: str,
+    *,
+    steps: int,
+    prune: bool,
+) -> Help:
+    """The strong model's opening step of a takeover, marked for the steps that follow."""
+    record, fired = records[-1], situation.times_fired + 1
+    step = stamp(answer.message or AIMessage(answer.text), record, records[:-1], fired=fired)
+    step.additional_kwargs[TAKEOVER_KEY] = {"step": 0, "steps": steps, "briefing": briefing}
+    removals, summary, carried = _prune(situation, prune=prune)
+    messages: list[BaseMessage] = []
+    if summary:
+        note = HumanMessage(summary, additional_kwargs=carried)
+        messages.append(stamp(note, record, [], fired=fired))
+    else:
+        step.additional_kwargs.update(carried)
+    messages.append(step)
+    return Help(
+        rung="escalate",
+        records=records,
+        messages=messages,
+        removals=removals,
+        takeover=step,
+        briefing=briefing,
+    )
+
+
 def _prune(situation: Situation, *, prune: bool) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
     return prune_with_usage(
         situation.messages, situation.loop_messages, situation.dropped_usage, prune=prune
     )
+
+
+def _warn_no_checkpointer(node: str) -> None:
+    message = (
+        f"node {node!r}: the 'human' rung needs a checkpointer (compile the graph with "
+        "checkpointer=...); skipping to 'stop'"
+    )
+    logger.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 def _guidance_from(answer: Any, node: str) -> str:
