@@ -260,7 +260,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(lambda: handler(req), _sync_only)
 
-        return run_sync(self._model_call(request, call))
+        return run_sync(_model_call(self._escalator, self._name, request, call))
 
     async def awrap_model_call(
         self,
@@ -272,62 +272,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(_async_only, lambda: handler(req))
 
-        return await run_async(self._model_call(request, call))
-
-    def _model_call(
-        self,
-        request: ModelRequest[Any],
-        call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
-    ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
-        saved = self._saved(request.state)
-        pending = saved.get("pending") or {}
-        starting = bool(pending.get("takeover"))
-        going = None if starting else takeover_in_progress(request.messages)
-        if not starting and going is None:
-            response: ModelResponse[Any] = yield call(request)
-            return response
-        escalator = self._escalator
-        steps = escalator.policy.takeover_steps + 1
-        step = 0 if going is None else going.step
-        verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
-        responses: list[ModelResponse[Any]] = []
-        strong_request = request.override(model=escalator.expert.chat_model())
-        paid, record = yield from escalator.payer.pay(
-            _kept(call(strong_request), responses),
-            verdict=verdict,
-            thread_id=thread_id_of_runtime(request.runtime),
-            config=None,
-            tokens_in=_request_tokens(request),
-            mode="takeover",
-            reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
-        )
-        entry = {**saved, "pending": None} if starting else saved
-        if paid.answer is None and starting:
-            # The takeover could not start (budget refused, strong model failed): like any
-            # rung that cannot run, the ladder moves down, from before_model's next run.
-            result = ModelResponse(result=[_could_not_take_over(record)])
-            entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
-        elif paid.answer is None:
-            # A later step could not run: the agent's own model takes back, as in the node.
-            result = yield call(request)
-        else:
-            reply = stamp(
-                paid.answer.message or AIMessage(paid.answer.text), record, [], fired=None
-            )
-            reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
-            if starting and pending.get(DROPPED_FIELD):
-                reply.additional_kwargs[PRUNED_USAGE_KEY] = pending[DROPPED_FIELD]
-            # The stamped reply replaces the raw one; a structured response is kept.
-            strong = responses[-1]
-            others = [m for m in strong.result if not isinstance(m, AIMessage)]
-            result = ModelResponse(
-                result=[reply, *others], structured_response=strong.structured_response
-            )
-        update: dict[str, Any] = {
-            PROGRESS_KEY: {self._name: entry},
-            ESCALATIONS_KEY: [record.to_dict()],
-        }
-        return ExtendedModelResponse(model_response=result, command=Command(update=update))
+        return await run_async(_model_call(self._escalator, self._name, request, call))
 
     # -- after the model call: a final reply may be stuck too --------------------
 
@@ -388,8 +333,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     # -- helpers -----------------------------------------------------------------
 
     def _saved(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        progress = state.get(PROGRESS_KEY) or {}
-        return dict(progress.get(self._name) or {})
+        return _saved(state, self._name)
 
     def _progress_update(
         self, progress: Progress, saved: Mapping[str, Any]
@@ -398,6 +342,66 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if current == dict(saved):
             return None
         return {PROGRESS_KEY: {self._name: current}}
+
+
+def _model_call(
+    escalator: Escalator,
+    name: str,
+    request: ModelRequest[Any],
+    call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
+    """The agent's model call, or the strong model's while a takeover lasts."""
+    saved = _saved(request.state, name)
+    pending = saved.get("pending") or {}
+    starting = bool(pending.get("takeover"))
+    going = None if starting else takeover_in_progress(request.messages)
+    if not starting and going is None:
+        response: ModelResponse[Any] = yield call(request)
+        return response
+    steps = escalator.policy.takeover_steps + 1
+    step = 0 if going is None else going.step
+    verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
+    responses: list[ModelResponse[Any]] = []
+    strong_request = request.override(model=escalator.expert.chat_model())
+    paid, record = yield from escalator.payer.pay(
+        _kept(call(strong_request), responses),
+        verdict=verdict,
+        thread_id=thread_id_of_runtime(request.runtime),
+        config=None,
+        tokens_in=_request_tokens(request),
+        mode="takeover",
+        reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
+    )
+    entry = {**saved, "pending": None} if starting else saved
+    if paid.answer is None and starting:
+        # The takeover could not start (budget refused, strong model failed): like any
+        # rung that cannot run, the ladder moves down, from before_model's next run.
+        result = ModelResponse(result=[_could_not_take_over(record)])
+        entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
+    elif paid.answer is None:
+        # A later step could not run: the agent's own model takes back, as in the node.
+        result = yield call(request)
+    else:
+        reply = stamp(paid.answer.message or AIMessage(paid.answer.text), record, [], fired=None)
+        reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
+        if starting and pending.get(DROPPED_FIELD):
+            reply.additional_kwargs[PRUNED_USAGE_KEY] = pending[DROPPED_FIELD]
+        # The stamped reply replaces the raw one; a structured response is kept.
+        strong = responses[-1]
+        others = [m for m in strong.result if not isinstance(m, AIMessage)]
+        result = ModelResponse(
+            result=[reply, *others], structured_response=strong.structured_response
+        )
+    update: dict[str, Any] = {
+        PROGRESS_KEY: {name: entry},
+        ESCALATIONS_KEY: [record.to_dict()],
+    }
+    return ExtendedModelResponse(model_response=result, command=Command(update=update))
+
+
+def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The progress this middleware saved in the state."""
+    return dict((state.get(PROGRESS_KEY) or {}).get(name) or {})
 
 
 def _escalate_rung(escalator: Escalator, start_rung: int | None, fired: int) -> int:
