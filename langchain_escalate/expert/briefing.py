@@ -61,6 +61,7 @@ _MARKER_CHARS = 32
 _OPENING_TAG = re.compile(r"^<(?P<name>[A-Za-z][\w.-]*)(?:\s[^>\n]*)?>", re.MULTILINE)
 _MAX_TAGS = 16
 _MIN_STATEMENT_CHARS = 200
+_MAX_TAIL_CHARS = 200
 _STEP_TYPES = (AIMessage, ToolMessage, HumanMessage)
 _CONTINUATION = re.compile(
     r"\W*(?:please\s+|pls\s+|ok(?:ay)?[,.!]?\s+|now\s+)?"
@@ -273,6 +274,11 @@ class _Parts:
         """Where the task's statement ends: boilerplate after it is cut first."""
         return _statement_end(self.task)
 
+    @cached_property
+    def tail(self) -> str:
+        """The task's last line, kept when the task is cut (when short)."""
+        return _last_line(self.task)
+
     def render(self, budget: int) -> str:
         ask = truncate_middle(self.question, budget // 6)
         why = truncate_middle(self.why, budget // 8)
@@ -280,14 +286,24 @@ class _Parts:
         fixed = _render([("## Task", "-"), ("## Context", extra), ("## What was tried", "-")])
         fixed += _render([("## Why help is needed", why), ("## Question", ask)])
         room = budget - len(fixed)
-        whole, statement = len(self.task), self.statement_end
+        whole = len(self.task)
+        statement = min(whole, self.statement_end + len(_TASK_CUT) + len(self.tail))
         # A task that fits in half the bound is never cut, nor is a statement
         # that does; else the task keeps at least a third.
         task_room = next((n for n in (whole, statement) if n <= budget // 2), budget // 3)
-        selection = self.steps.select_essential(room - task_room)
+        steps, selection = self.steps, _Selection(caps={}, used=_MARKER_CHARS)
+        failing = min(room - task_room, budget // 4) - selection.used
+        steps.keep(selection, steps.failure_positions(), failing)
+        evidence = steps.keep(
+            selection, steps.evidence_positions(), room - task_room - selection.used, spread=False
+        )
+        # The statement comes before the evidence's room beyond its least.
         task_room = max(task_room, min(statement, budget * 3 // 4, room - selection.used))
-        self.steps.select_recent(selection, room - task_room - selection.used)
-        task = _cut_task(self.task, max(room - selection.used, task_room))
+        spare = room - task_room - selection.used
+        steps.share(selection, evidence, steps.taken(selection, evidence) + spare)
+        steps.select_recent(selection, room - task_room - selection.used)
+        task_room = max(room - selection.used, task_room)
+        task = _cut_task(self.task, task_room, self.statement_end, self.tail)
         sections = [("## Task", task), ("## Context", extra)]
         sections += [("## What was tried", selection.render(self.steps))]
         sections += [("## Why help is needed", why), ("## Question", ask)]
@@ -370,48 +386,79 @@ class _StepSource:
     def count_steps(self, start: int, stop: int) -> int:
         return sum(1 for m in self.messages[start:stop] if isinstance(m, _STEP_TYPES))
 
-    def select_essential(self, room: int) -> _Selection:
-        """Keep the latest failure and the evidence, newest first, as many as fit."""
-        wanted = [p for p in self._essential_positions() if self._step_or_none(p)]
+    def keep(
+        self, selection: _Selection, positions: Sequence[int], room: int, *, spread: bool = True
+    ) -> list[int]:
+        """Keep ``positions``, newest first, while their least room fits in ``room``.
+
+        With ``spread``, the kept steps share all of ``room``; else each keeps
+        its least room (``share`` may give them more later).
+        """
         kept: list[int] = []
-        floor = _MARKER_CHARS
-        for position in wanted:
-            need = self.step(position).size(_MIN_STEP_CHARS) + 1 + _MARKER_CHARS
+        floor = 0
+        for position in positions:
+            step = self._step_or_none(position)
+            if step is None or position in selection.caps:
+                continue
+            need = step.size(_MIN_STEP_CHARS) + 1 + _MARKER_CHARS
             if floor + need > room:
                 break
             kept.append(position)
             floor += need
-        if not kept:
-            return _Selection(caps={})
-        markers = _MARKER_CHARS * (len(kept) + 1)
-        caps = _water_fill({p: self.step(p) for p in kept}, room - markers)
-        used = sum(self.step(p).size(cap) + 1 for p, cap in caps.items())
-        return _Selection(caps=caps, used=used + markers)
+        self.share(selection, kept, room if spread else floor)
+        return kept
+
+    def share(self, selection: _Selection, kept: Sequence[int], room: int) -> None:
+        """Give the ``kept`` steps ``room`` characters in all (their lines and gap markers)."""
+        for position in kept:
+            if position in selection.caps:
+                selection.used -= self._line_room(position, selection.caps.pop(position))
+        steps = {position: self.step(position) for position in kept}
+        for position, cap in _water_fill(steps, room - _MARKER_CHARS * len(kept)).items():
+            selection.caps[position] = cap
+            selection.used += self._line_room(position, cap)
+
+    def taken(self, selection: _Selection, kept: Sequence[int]) -> int:
+        """The room the ``kept`` steps take now."""
+        return sum(self._line_room(position, selection.caps[position]) for position in kept)
+
+    def _line_room(self, position: int, cap: int) -> int:
+        return self.step(position).size(cap) + 1 + _MARKER_CHARS
 
     def select_recent(self, selection: _Selection, room: int) -> None:
         """Add the most recent other steps, newest first, while they fit."""
         per_step = max(room // 6, _MIN_STEP_CHARS * 2)
+        oldest: int | None = None
         for position in range(len(self.messages) - 1, self.first, -1):
             step = None if position in selection.caps else self._step_or_none(position)
             if step is None:
                 continue
             cap = min(per_step, len(step.body), room - step.overhead - 1)
             if cap < min(_MIN_STEP_CHARS, len(step.body)):
-                return
+                break
             selection.caps[position] = cap
             selection.used += step.size(cap) + 1
             room -= step.size(cap) + 1
+            oldest = position
+        else:
+            return
+        # A result whose call did not fit reads as an orphan: drop it too.
+        if oldest is not None and self._caller(oldest) not in selection.caps:
+            selection.used -= self.step(oldest).size(selection.caps.pop(oldest)) + 1
 
-    def _essential_positions(self) -> list[int]:
-        positions: list[int] = []
+    def failure_positions(self) -> list[int]:
+        """The latest failure and the call it answers."""
         failure = self._latest_failure()
-        if failure is not None:
-            positions += [failure, self._caller(failure)]
+        return [] if failure is None else list(dict.fromkeys([failure, self._caller(failure)]))
+
+    def evidence_positions(self) -> list[int]:
+        """The verdict's evidence after the task, newest first, each result with its call."""
         evidence = self.verdict.evidence if self.verdict is not None else []
+        positions: list[int] = []
         for index in sorted(evidence, reverse=True):
             if self.first < index < len(self.messages):
                 positions += [index, self._caller(index)]
-        return [p for p in dict.fromkeys(positions) if p > self.first]
+        return list(dict.fromkeys(positions))
 
     def _latest_failure(self) -> int | None:
         for position in range(len(self.messages) - 1, self.first, -1):
@@ -496,22 +543,27 @@ def _first_step(messages: Sequence[BaseMessage]) -> int:
     return position - 1
 
 
-def _cut_task(text: str, room: int) -> str:
-    """Keep the task's head (and its last line when short) within ``room`` characters."""
+def _cut_task(text: str, room: int, statement_end: int, tail: str) -> str:
+    """Keep the task's head (and its short last line) within ``room`` characters."""
     if len(text) <= room:
         return text
-    keep = room - len(_TASK_CUT)
-    if keep < _MIN_STEP_CHARS:
+    head_room = room - len(_TASK_CUT) - len(tail)
+    if head_room < _MIN_STEP_CHARS:
         return text[: max(room, 0)]
-    stripped = text.rstrip()
-    last_line = stripped[stripped.rfind("\n") + 1 :].strip()
-    tail = last_line if len(last_line) <= keep // 8 else ""
-    head = text[: keep - len(tail)]
-    # End at a line break when one is near, so the last kept line is whole.
-    line_end = head.rfind("\n", len(head) * 4 // 5)
-    if line_end > 0:
+    head = text[:head_room]
+    # End at a line break when one is near (but not before the statement's
+    # end when it fits), so the last kept line is whole.
+    floor = statement_end if statement_end <= head_room else len(head) * 4 // 5
+    line_end = head.rfind("\n", floor)
+    if line_end >= 0:
         head = head[:line_end]
     return head.rstrip() + _TASK_CUT + tail
+
+
+def _last_line(text: str) -> str:
+    """The task's last line when short: a question after pasted material often comes last."""
+    last = text[text.rfind("\n") + 1 :].strip()
+    return last if len(last) <= _MAX_TAIL_CHARS else ""
 
 
 def _statement_end(text: str) -> int:
