@@ -62,6 +62,13 @@ _OPENING_TAG = re.compile(r"^<(?P<name>[A-Za-z][\w.-]*)(?:\s[^>\n]*)?>", re.MULT
 _MAX_TAGS = 16
 _MIN_STATEMENT_CHARS = 200
 _MAX_TAIL_CHARS = 200
+_ASK_WINDOW = 300
+"""How much of a reply's end is read for a question or a request to the person."""
+_REQUEST = re.compile(
+    r"\b(?:please\s+(?:provide|confirm|share|specify|send|tell|let\s+me\s+know)"
+    r"|let\s+me\s+know|i(?:'ll|\s+will)?\s+need|could\s+you|can\s+you|would\s+you)\b",
+    re.IGNORECASE,
+)
 _STEP_TYPES = (AIMessage, ToolMessage, HumanMessage)
 _CONTINUATION = re.compile(
     r"\W*(?:please\s+|pls\s+|ok(?:ay)?[,.!]?\s+|now\s+)?"
@@ -293,7 +300,7 @@ class _Parts:
         task_room = next((n for n in (whole, statement) if n <= budget // 2), budget // 3)
         steps, selection = self.steps, _Selection(caps={}, used=_MARKER_CHARS)
         failing = min(room - task_room, budget // 4) - selection.used
-        steps.keep(selection, steps.failure_positions(), failing)
+        steps.keep(selection, steps.failure_positions() + steps.follow_ups(), failing)
         evidence = steps.keep(
             selection, steps.evidence_positions(), room - task_room - selection.used, spread=False
         )
@@ -451,6 +458,15 @@ class _StepSource:
         failure = self._latest_failure()
         return [] if failure is None else list(dict.fromkeys([failure, self._caller(failure)]))
 
+    def follow_ups(self) -> list[int]:
+        """What the person said after the task, newest first."""
+        return [
+            position
+            for position in range(len(self.messages) - 1, self.first, -1)
+            if isinstance(self.messages[position], HumanMessage)
+            and not is_help_message(self.messages[position])
+        ]
+
     def evidence_positions(self) -> list[int]:
         """The verdict's evidence after the task, newest first, each result with its call."""
         evidence = self.verdict.evidence if self.verdict is not None else []
@@ -529,10 +545,16 @@ def _is_follow_up(messages: Sequence[BaseMessage], position: int) -> bool:
         if is_help_message(message) or isinstance(message, SystemMessage):
             continue
         if isinstance(message, AIMessage) and not message.tool_calls:
-            return str(message.text).rstrip().endswith("?")
+            return _asks(str(message.text))
         if isinstance(message, _STEP_TYPES):
             return False
     return False
+
+
+def _asks(reply: str) -> bool:
+    """Whether the assistant's reply ends by asking the person something."""
+    ending = reply[-_ASK_WINDOW:]
+    return "?" in ending or _REQUEST.search(ending) is not None
 
 
 def _first_step(messages: Sequence[BaseMessage]) -> int:
@@ -547,6 +569,8 @@ def _cut_task(text: str, room: int, statement_end: int, tail: str) -> str:
     """Keep the task's head (and its short last line) within ``room`` characters."""
     if len(text) <= room:
         return text
+    if len(tail) > (room - len(_TASK_CUT)) // 4:
+        tail = ""
     head_room = room - len(_TASK_CUT) - len(tail)
     if head_room < _MIN_STEP_CHARS:
         return text[: max(room, 0)]
