@@ -300,9 +300,9 @@ class _Parts:
         task_room = next((n for n in (whole, statement) if n <= budget // 2), budget // 3)
         steps, selection = self.steps, _Selection(caps={}, used=_MARKER_CHARS)
         failing = min(room - task_room, budget // 4) - selection.used
-        steps.keep(selection, steps.failure_positions() + steps.follow_ups(), failing)
+        steps.keep(selection, steps.failure_positions + steps.follow_ups, failing)
         evidence = steps.keep(
-            selection, steps.evidence_positions(), room - task_room - selection.used, spread=False
+            selection, steps.evidence_positions, room - task_room - selection.used, spread=False
         )
         # The statement comes before the evidence's room beyond its least.
         task_room = max(task_room, min(statement, budget * 3 // 4, room - selection.used))
@@ -453,11 +453,13 @@ class _StepSource:
         if oldest is not None and self._caller(oldest) not in selection.caps:
             selection.used -= self.step(oldest).size(selection.caps.pop(oldest)) + 1
 
+    @cached_property
     def failure_positions(self) -> list[int]:
         """The latest failure and the call it answers."""
         failure = self._latest_failure()
         return [] if failure is None else list(dict.fromkeys([failure, self._caller(failure)]))
 
+    @cached_property
     def follow_ups(self) -> list[int]:
         """What the person said after the task, newest first."""
         return [
@@ -467,6 +469,7 @@ class _StepSource:
             and not is_help_message(self.messages[position])
         ]
 
+    @cached_property
     def evidence_positions(self) -> list[int]:
         """The verdict's evidence after the task, newest first, each result with its call."""
         evidence = self.verdict.evidence if self.verdict is not None else []
