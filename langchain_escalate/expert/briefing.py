@@ -7,16 +7,22 @@ question. It never exceeds ``max_tokens`` as langchain-core's
 room goes, in order of what the expert needs most:
 
 1. the question, the reason and the caller's context (each capped);
-2. the task, whole when it fits in half the bound (else at least a third);
-3. the latest failure and the detector's evidence, verbatim when they fit,
-   else cut in the middle (head and tail kept);
-4. more of the task, up to three quarters of the bound;
-5. the most recent other steps, newest first, each cut in the middle;
-6. whatever is left, to the task.
+2. the task, whole when it fits in half the bound (else its statement when
+   that fits, else at least a third);
+3. the latest failure with its call, and what the person said after the task,
+   up to a quarter of the bound, verbatim when they fit;
+4. the detector's evidence, newest first, each its least room;
+5. the task's statement, up to three quarters of the bound;
+6. the rest of the room shared among the evidence (cut in the middle, head
+   and tail kept, when longer than its share);
+7. the most recent other steps, newest first, each cut in the middle;
+8. whatever is left, to the task.
 
-A task that must be cut keeps its head (issue texts put the symptom first;
-prompt boilerplate comes after) and its last line when that is short (a
-question after pasted material).
+A task that must be cut keeps its head (issue texts put the symptom first)
+and its last line when that is short (a question after pasted material). When
+it wraps its material in a tagged block (``<issue_description>...``), that
+block is the statement and the instructions after it are boilerplate, cut first.
+docs/briefing.md explains each choice.
 """
 
 from __future__ import annotations
