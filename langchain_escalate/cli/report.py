@@ -7,9 +7,11 @@ what it cost, then the run summary: the weak model's cost, the all-strong
 counterfactual and what was saved. ``docs/report.md`` says how each figure is
 computed.
 
-Nothing here imports litellm: prices come from the records, then from
-``--config``'s ``prices``; litellm's price map is loaded (lazily, by
-``cost.PriceBook``) only for a model priced in neither.
+Registering the command imports nothing heavy (``scan`` must start fast):
+the readers, LangGraph and rich are imported when ``report`` runs. litellm is
+not imported at all when prices come from the records or ``--config``'s
+``prices``; its price map is loaded (lazily, by ``cost.PriceBook``) only for a
+model priced in neither.
 """
 
 from __future__ import annotations
@@ -20,15 +22,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_escalate.cli.report_sources import ReportSourceError, load_threads, shown_source
-from langchain_escalate.cli.report_summary import Report, build_report
-from langchain_escalate.cost import PriceBook, UnknownPriceWarning
-
 if TYPE_CHECKING:
     import argparse
 
-    from langchain_escalate.cli.report_summary import Group
-    from langchain_escalate.cost import RunSummary
+    from langchain_escalate.cli.report_summary import Group, Report
+    from langchain_escalate.cost import PriceBook, RunSummary
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -103,6 +101,15 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         ``EXIT_OK``, or ``EXIT_BAD_INPUT`` after a one-line error on stderr.
     """
+    # Imported here, not at the top: see the module docstring.
+    from langchain_escalate.cli.report_sources import (  # noqa: PLC0415
+        ReportSourceError,
+        load_threads,
+        shown_source,
+    )
+    from langchain_escalate.cli.report_summary import build_report  # noqa: PLC0415
+    from langchain_escalate.cost import UnknownPriceWarning  # noqa: PLC0415
+
     try:
         prices = _prices(args.config)
         runs = load_threads(args.source, thread=args.thread)
@@ -125,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prices(config: str | None) -> PriceBook:
+    from langchain_escalate.cli.report_sources import ReportSourceError  # noqa: PLC0415
+    from langchain_escalate.cost import PriceBook  # noqa: PLC0415
+
     if config is None:
         return PriceBook()
     from langchain_escalate.config import ConfigError, load_config  # noqa: PLC0415 - only for --config
@@ -149,6 +159,7 @@ def _plot(report: Report, path: Path) -> None:
         PlotUnavailableError,
         write_plot,
     )
+    from langchain_escalate.cli.report_sources import ReportSourceError  # noqa: PLC0415
 
     try:
         write_plot(report, path)
