@@ -379,3 +379,82 @@ def test_postgres_report(
     assert code == 0, err
     assert "By rung" in out
     assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+# --- prices ---------------------------------------------------------------------------
+
+
+def _records_file(tmp_path: Path, **overrides: Any) -> Path:
+    fields: dict[str, Any] = {
+        "node": "agent",
+        "action": "escalate",
+        "rule": "monologue",
+        "reason": "the same reply three times",
+        "mode": "advise",
+        "model": "strong-model",
+        "tokens_in": 1_000,
+        "tokens_out": 100,
+        "cost_usd": None,  # the model had no price when the record was made
+        "outcome": "advised",
+        "thread_id": "t",
+        "created_at": "2026-11-30T10:00:00Z",
+    }
+    fields.update(overrides)
+    path = tmp_path / "records.jsonl"
+    append_records(path, [fields])
+    return path
+
+
+def test_a_record_without_cost_is_priced_from_the_config(
+    tmp_path: Path, config_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _records_file(tmp_path)
+    data = report_json(capsys, str(path), "--config", config_file)
+    assert data["cost_usd"] == pytest.approx((1_000 * 3.0 + 100 * 15.0) / 1e6)
+    png = tmp_path / "z.png"  # a "Z" timestamp is read on every supported Python
+    code, _, err = report(capsys, str(path), "--config", config_file, "--plot", str(png))
+    assert code == 0, err
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_an_unknown_price_is_shown_as_unknown_never_guessed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _records_file(tmp_path, model="in-house/mystery-model")
+    data = report_json(capsys, str(path))
+    assert data["cost_usd"] is None
+    assert data["by_model"][0]["cost_usd"] is None
+    assert any("in-house/mystery-model" in note for note in data["notes"])
+    code, out, _ = report(capsys, str(path))
+    assert code == 0
+    assert "?" in out
+
+
+def test_the_counterfactual_can_be_priced_at_another_strong_model(
+    sqlite_db: Path, config_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = report_json(
+        capsys,
+        str(sqlite_db),
+        "--config",
+        config_file,
+        "--thread",
+        "healthy",
+        "--strong-model",
+        "weak-model",
+    )
+    # One weak call, priced at the chosen model for the counterfactual.
+    assert data["summary"]["all_strong_usd"] == pytest.approx(WEAK_CALL)
+
+
+def test_a_database_where_no_thread_escalated_is_a_finding_not_an_error(
+    tmp_path: Path, config_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "calm.db"
+    with SqliteSaver.from_conn_string(str(path)) as saver:
+        run_healthy_thread(saver, "calm", EscalationState)
+    png = tmp_path / "calm.png"
+    code, out, err = report(capsys, str(path), "--config", config_file, "--plot", str(png))
+    assert code == 0, err
+    assert "0 records in 1 thread, 0 escalations" in out
+    assert png.read_bytes().startswith(PNG_SIGNATURE)

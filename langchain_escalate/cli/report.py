@@ -16,9 +16,11 @@ model priced in neither.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import warnings
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,12 +115,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         prices = _prices(args.config)
         runs = load_threads(args.source, thread=args.thread)
-        with warnings.catch_warnings(record=True) as caught:
+        # litellm prints to stdout when asked about a provider it does not
+        # know; stdout is the report (JSON included), so that goes nowhere.
+        with warnings.catch_warnings(record=True) as caught, redirect_stdout(io.StringIO()):
             warnings.simplefilter("always", UnknownPriceWarning)
             report = build_report(
                 shown_source(args.source), runs, prices=prices, strong_model=args.strong_model
             )
-        report.notes.extend(_unpriced(caught))
+        _note_unpriced(report, [w for w in caught if w.category is UnknownPriceWarning])
         if args.plot is not None:
             _plot(report, args.plot)
     except ReportSourceError as error:
@@ -147,11 +151,16 @@ def _prices(config: str | None) -> PriceBook:
         raise ReportSourceError(msg) from error
 
 
-def _unpriced(caught: list[warnings.WarningMessage]) -> list[str]:
+def _note_unpriced(report: Report, caught: list[warnings.WarningMessage]) -> None:
+    # UnknownPriceWarning names the model as its first quoted word.
     models = sorted({str(w.message).split("'")[1] for w in caught if "'" in str(w.message)})
     if not models:
-        return []
-    return [f"no price for {', '.join(models)}: its cost is shown as ?"]
+        return
+    report.notes = [note for note in report.notes if not note.startswith("some prices")]
+    report.notes.append(
+        f"no price for {', '.join(models)}: shown as ?; give it under `prices` in "
+        "escalate.yaml and pass --config"
+    )
 
 
 def _plot(report: Report, path: Path) -> None:

@@ -7,7 +7,7 @@ a plot is asked for, and drawn with the non-interactive Agg backend (no display)
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timezone
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +71,7 @@ def write_plot(report: Report, path: Path) -> None:
 
 def _cost_over_time(axes: Axes, report: Report) -> None:
     # matplotlib converts datetimes itself; its stubs accept only arrays.
-    times: Any = [datetime.fromisoformat(created) for created, _, _, _ in report.timeline]
+    times: Any = [_parse_time(created) for created, _, _, _ in report.timeline]
     costs = [cost or 0.0 for _, _, _, cost in report.timeline]
     unknown = sum(1 for _, _, _, cost in report.timeline if cost is None)
     title = "Cumulative escalation cost (USD)"
@@ -96,3 +96,10 @@ def _records_by_rule(axes: Axes, report: Report) -> None:
     axes.tick_params(axis="x", labelrotation=20, labelsize=7)
     if rules:
         axes.legend(fontsize=7)
+
+
+def _parse_time(created_at: str) -> datetime:
+    # Python 3.10's fromisoformat does not read a "Z" suffix; records written
+    # by other tools may use it.
+    parsed = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
