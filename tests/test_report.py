@@ -456,5 +456,5 @@ def test_a_database_where_no_thread_escalated_is_a_finding_not_an_error(
     png = tmp_path / "calm.png"
     code, out, err = report(capsys, str(path), "--config", config_file, "--plot", str(png))
     assert code == 0, err
-    assert "0 records in 1 thread, 0 escalations" in out
+    assert "0 records in 1 thread, 0 escalations to a strong model" in out
     assert png.read_bytes().startswith(PNG_SIGNATURE)

@@ -184,10 +184,10 @@ def _print_text(report: Report, *, plot: Path | None) -> None:
     if not console.is_terminal:
         # Piped or captured: wide enough that rule and model names are never cut.
         console.width = max(console.width, PIPED_WIDTH)
-    threads = len(report.threads)
     console.print(
-        f"[bold]{report.source}[/bold]: {report.total.records} records in {threads} "
-        f"thread{'s' * (threads != 1)}, {report.total.paid} escalations to a strong model, "
+        f"[bold]{report.source}[/bold]: {_counted(report.total.records, 'record')} in "
+        f"{_counted(len(report.threads), 'thread')}, "
+        f"{_counted(report.total.paid, 'escalation')} to a strong model, "
         f"costing {_usd(report.total.cost_usd)}"
     )
     for name, groups in report.tables.items():
@@ -267,6 +267,10 @@ def _threads_table(report: Report) -> object:
             _usd(summary.saved_usd),
         )
     return table
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' * (count != 1)}"
 
 
 def _usd(value: float | None) -> str:
