@@ -188,7 +188,8 @@ def _print_text(report: Report, *, plot: Path | None) -> None:
         f"[bold]{report.source}[/bold]: {_counted(report.total.records, 'record')} in "
         f"{_counted(len(report.threads), 'thread')}, "
         f"{_counted(report.total.paid, 'escalation')} to a strong model, "
-        f"costing {_usd(report.total.cost_usd)}"
+        f"costing {_usd(report.total.cost_usd)}",
+        soft_wrap=True,  # one line, however long the path: easy to grep
     )
     for name, groups in report.tables.items():
         console.print(_group_table(_TABLE_TITLES[name], groups, report.total))
@@ -196,9 +197,9 @@ def _print_text(report: Report, *, plot: Path | None) -> None:
         console.print(_summary_table(report.summary))
         console.print(_threads_table(report))
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", soft_wrap=True)
     if plot is not None:
-        console.print(f"plot written to {plot}")
+        console.print(f"plot written to {plot}", soft_wrap=True)
 
 
 def _group_table(title: str, groups: list[Group], total: Group) -> object:
