@@ -50,6 +50,9 @@ _NETWORK_VARIABLES = (
     "ESCALATE_STRONG_MODEL",
 )
 
+# A proxy configured on the machine must not see requests to the local server.
+_LOOPBACK_UNPROXIED = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -68,6 +71,7 @@ def _server_env() -> dict[str, str]:
             "LANGSMITH_TRACING": "false",
             "LANGCHAIN_TRACING_V2": "false",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            **_LOOPBACK_UNPROXIED,
         }
     )
     return env
@@ -135,8 +139,11 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(process, url, log)
-        yield url
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in _LOOPBACK_UNPROXIED.items():
+                patch.setenv(name, value)  # for urllib and langgraph-sdk's httpx client
+            _wait_until_up(process, url, log)
+            yield url
     finally:
         _stop(process)
 
