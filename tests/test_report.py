@@ -49,10 +49,12 @@ models: {weak: openai/gpt-4.1-mini, strong: anthropic/claude-sonnet-4-6}
 prices:
   weak-model: {input: 0.1, output: 0.4}
   strong-model: {input: 3.0, output: 15.0}
+  other-strong: {input: 1.0, output: 5.0}
 """
 # The scripted models answer every call with 100 tokens in and 20 out.
 WEAK_CALL = (100 * 0.1 + 20 * 0.4) / 1e6
 STRONG_CALL = (100 * 3.0 + 20 * 15.0) / 1e6
+OTHER_STRONG_CALL = (100 * 1.0 + 20 * 5.0) / 1e6
 STUCK_WEAK_CALLS = 11  # nine failing calls, the archive call, the answer
 
 
@@ -433,18 +435,20 @@ def test_an_unknown_price_is_shown_as_unknown_never_guessed(
 def test_the_counterfactual_can_be_priced_at_another_strong_model(
     sqlite_db: Path, config_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = report_json(
-        capsys,
-        str(sqlite_db),
-        "--config",
-        config_file,
-        "--thread",
-        "healthy",
-        "--strong-model",
-        "weak-model",
+    chosen = ("--strong-model", "other-strong")
+    healthy = report_json(
+        capsys, str(sqlite_db), "--config", config_file, "--thread", "healthy", *chosen
     )
-    # One weak call, priced at the chosen model for the counterfactual.
-    assert data["summary"]["all_strong_usd"] == pytest.approx(WEAK_CALL)
+    assert healthy["summary"]["all_strong_usd"] == pytest.approx(OTHER_STRONG_CALL)
+    stuck = report_json(
+        capsys, str(sqlite_db), "--config", config_file, "--thread", "stuck-1", *chosen
+    )
+    # Every weak call at the chosen model, plus what the escalation really cost.
+    assert stuck["summary"]["all_strong_usd"] == pytest.approx(
+        STUCK_WEAK_CALLS * OTHER_STRONG_CALL + STRONG_CALL
+    )
+    assert stuck["summary"]["weak_usd"] == pytest.approx(STUCK_WEAK_CALLS * WEAK_CALL)
+    assert stuck["summary"]["strong_usd"] == pytest.approx(STRONG_CALL)
 
 
 def test_a_database_where_no_thread_escalated_is_a_finding_not_an_error(

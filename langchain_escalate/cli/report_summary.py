@@ -161,7 +161,8 @@ def build_report(
         total.add(record, cost)
     strong = strong_model or most_common(r.model for r in records if is_paid(r))
     threads = [
-        (run.thread_id, _thread_summary(run, prices, strong), len(run.records)) for run in runs
+        (run.thread_id, _thread_summary(run, prices, strong_model, strong), len(run.records))
+        for run in runs
     ]
     summaries = [summary for _, summary, _ in threads if summary is not None]
     timeline = sorted(
@@ -239,10 +240,13 @@ def _grouped(
     )
 
 
-def _thread_summary(run: ThreadRun, prices: PriceBook, strong: str | None) -> RunSummary | None:
+def _thread_summary(
+    run: ThreadRun, prices: PriceBook, chosen: str | None, fallback: str | None
+) -> RunSummary | None:
+    """``summarize_run`` of a thread; the counterfactual at ``chosen``, else its strong model."""
     if run.messages is None:
         return None
-    thread_strong = most_common(r.model for r in run.records if is_paid(r)) or strong
+    thread_strong = chosen or most_common(r.model for r in run.records if is_paid(r)) or fallback
     weak = most_common(
         message.response_metadata.get("model_name")
         for message in run.messages
