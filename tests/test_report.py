@@ -462,3 +462,38 @@ def test_a_database_where_no_thread_escalated_is_a_finding_not_an_error(
     assert code == 0, err
     assert "0 records in 1 thread, 0 escalations to a strong model" in out
     assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_an_expert_graphs_own_checkpoints_are_not_counted_as_weak_calls(
+    tmp_path: Path, config_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langgraph.graph import START, StateGraph  # noqa: PLC0415
+
+    inner_model = strong_model()
+
+    def think(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [inner_model.invoke(state["messages"])]}
+
+    expert = StateGraph(MessagesState).add_node("think", think).add_edge(START, "think").compile()
+    path = tmp_path / "expert.db"
+    with SqliteSaver.from_conn_string(str(path)) as saver:
+        node = create_escalating_node(weak_model(), expert, tools=TOOLS, prices=PRICES)
+        graph = agent_graph(node).compile(checkpointer=saver)
+        graph.invoke(user_input(), {"configurable": {"thread_id": "expert"}})
+        namespaces = {c.config["configurable"]["checkpoint_ns"] for c in saver.list(None)}
+    assert len(namespaces) > 1  # the expert graph checkpointed in its own namespace
+
+    data = report_json(capsys, str(path), "--config", config_file)
+    assert [g["name"] for g in data["by_rung"]] == ["escalate", "nudge"]
+    summary = data["summary"]
+    weak_calls = 8  # six failing calls, the archive call, the answer
+    assert summary["weak_tokens_in"] == 100 * weak_calls
+    assert summary["strong_usd"] == pytest.approx(STRONG_CALL)
+    # A graph expert names no model: the counterfactual is unknown until one is chosen.
+    assert summary["all_strong_usd"] is None
+    assert any("--strong-model" in note for note in data["notes"])
+    chosen = report_json(
+        capsys, str(path), "--config", config_file, "--strong-model", "strong-model"
+    )
+    expected = weak_calls * STRONG_CALL + STRONG_CALL
+    assert chosen["summary"]["all_strong_usd"] == pytest.approx(expected)

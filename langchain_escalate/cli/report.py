@@ -159,7 +159,8 @@ def _note_unpriced(report: Report, caught: list[warnings.WarningMessage]) -> Non
     report.notes = [note for note in report.notes if not note.startswith("some prices")]
     report.notes.append(
         f"no price for {', '.join(models)}: shown as ?; give it under `prices` in "
-        "escalate.yaml and pass --config"
+        "escalate.yaml and pass --config, or price the all-strong counterfactual at a "
+        "known model with --strong-model"
     )
 
 

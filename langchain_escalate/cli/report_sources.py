@@ -8,10 +8,11 @@ A SOURCE is one of:
 - a ``postgresql://`` URL (LangGraph's ``PostgresSaver``).
 
 Checkpoints are read through the checkpointer's public ``list`` method, never
-its tables: for each thread, the latest checkpoint of every namespace gives the
-records (``EscalationState.escalations`` and the records riding in message
-metadata, counted once by id) and the messages, which carry the weak model's
-usage. Nothing is written to the database: the tables are never created.
+its tables: for each thread, the latest checkpoint of every namespace (the
+graph and its subgraphs) gives the records (``EscalationState.escalations``
+and the records riding in message metadata, counted once by id), and the
+graph's own latest checkpoint gives the messages, which carry the weak
+model's usage. Nothing is written to the database: the tables are never created.
 """
 
 from __future__ import annotations
@@ -216,9 +217,9 @@ def _from_checkpointer(
         where = f"of thread {thread!r} " if thread is not None else ""
         msg = f"{shown}: no checkpoints {where}in this database"
         raise ReportSourceError(msg)
-    by_thread: dict[str, list[Mapping[str, Any]]] = {}
-    for (thread_id, _namespace), values in sorted(latest.items()):
-        by_thread.setdefault(thread_id, []).append(values)
+    by_thread: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for (thread_id, namespace), values in sorted(latest.items()):
+        by_thread.setdefault(thread_id, []).append((namespace, values))
     runs = [_thread_run(shown, thread_id, states) for thread_id, states in by_thread.items()]
     return sorted(runs, key=lambda run: run.records[0].created_at if run.records else "\uffff")
 
@@ -244,22 +245,28 @@ def _key_of(found: CheckpointTuple) -> tuple[tuple[str, str], str]:
     return key, str(configurable["checkpoint_id"])
 
 
-def _thread_run(shown: str, thread_id: str, states: Iterable[Mapping[str, Any]]) -> ThreadRun:
+def _thread_run(
+    shown: str, thread_id: str, states: Iterable[tuple[str, Mapping[str, Any]]]
+) -> ThreadRun:
+    """Records from every namespace (each once), messages from the graph's own state.
+
+    A subgraph's messages are left out: an expert graph's replies are the
+    strong model's, already counted by their records.
+    """
     records: dict[str, EscalationRecord] = {}
-    messages: dict[str, BaseMessage] = {}
-    for values in states:
+    messages: list[BaseMessage] = []
+    for namespace, values in states:
         state_messages = list(values.get("messages") or [])
         for raw in _raw_records(values.get(ESCALATIONS_KEY) or [], state_messages):
             record = _validated(shown, thread_id, raw)
             records.setdefault(record.id, record)
-        for index, message in enumerate(state_messages):
-            # A message in a subgraph's state and in its parent's counts once.
-            messages.setdefault(message.id or f"{id(values)}:{index}", message)
+        if namespace == "":
+            messages = state_messages
     for record in records.values():
         if record.thread_id is None:
             record.thread_id = thread_id
     ordered = sorted(records.values(), key=lambda record: record.created_at)
-    return ThreadRun(thread_id, ordered, list(messages.values()))
+    return ThreadRun(thread_id, ordered, messages)
 
 
 def _raw_records(
