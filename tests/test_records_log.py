@@ -97,7 +97,9 @@ def _append_many(path: str, writer: int) -> None:
 
 def test_concurrent_writers_never_split_a_line(tmp_path: Path) -> None:
     path = str(tmp_path / "records.jsonl")
-    context = multiprocessing.get_context("spawn")
+    # fork where there is one: a spawned writer re-imports LangGraph (seconds each).
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
     writers = [context.Process(target=_append_many, args=(path, n)) for n in range(3)]
     for writer in writers:
         writer.start()
