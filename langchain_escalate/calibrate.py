@@ -395,13 +395,13 @@ def plot_calibration(calibration: Calibration, path: Path) -> None:
     curve, best, base = calibration.curve, calibration.recommended, calibration.baselines
     figure, (by_threshold, tradeoff) = plt.subplots(1, 2, figsize=(11, 4.2))
     thresholds = [point.threshold for point in curve]
-    by_threshold.step(thresholds, [p.quality for p in curve], where="post", label="quality")
+    by_threshold.step(thresholds, [p.quality for p in curve], where="pre", label="quality")
     by_threshold.axhline(base["strong"]["quality"], color="tab:green", ls="--", label="strong")
     by_threshold.axhline(base["weak"]["quality"], color="tab:red", ls="--", label="weak")
     by_threshold.axvline(best.threshold, color="black", ls=":", label=f"t = {best.threshold:.3g}")
     by_threshold.set(xlabel="threshold t (escalate when confidence < t)", ylabel="quality")
     cost_axis = by_threshold.twinx()
-    cost_axis.step(thresholds, [p.cost for p in curve], where="post", color="tab:orange")
+    cost_axis.step(thresholds, [p.cost for p in curve], where="pre", color="tab:orange")
     cost_axis.set_ylabel("cost (USD)", color="tab:orange")
     by_threshold.legend(loc="lower right", fontsize="small")
 
