@@ -12,12 +12,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from langchain_escalate.cli import config_commands, demo, report, scan
+from langchain_escalate.cli import calibrate, config_commands, demo, report, scan
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SUBCOMMANDS = (demo, scan, report, config_commands)
+SUBCOMMANDS = (demo, scan, report, calibrate, config_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
