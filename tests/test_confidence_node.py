@@ -113,7 +113,7 @@ def test_a_raising_verifier_is_a_failed_check_never_a_crash() -> None:
         return True
 
     weak = ScriptedChatModel(
-        script=[_refund(25.0), _refund(25.0), "Done."], model_name="weak-model"
+        script=[_refund(25.0), "I will wait for the rules service."], model_name="weak-model"
     )
     strong = ScriptedChatModel(script=["Refund 25.00 is right."], model_name="strong-model")
     node = create_escalating_node(
