@@ -9,6 +9,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WithJsonSchema, field_validator
 
 from langchain_escalate.budget.ledger import Ledger, Limits, MemoryLedger, Reservation, to_nanos
+from langchain_escalate.budget.reservation import (
+    check_usd,
+    finish_despite_cancellation,
+)
 
 __all__ = ["Budget", "open_ledger"]
 
@@ -104,39 +108,88 @@ class Budget(BaseModel):
                     self._opened = open_ledger(self.ledger)
         return self._opened
 
-    def reserve(self, thread_id: str, estimate_usd: float | None = None) -> Reservation:
+    def reserve(
+        self, thread_id: str, estimate_usd: float | None = None, *, key: str | None = None
+    ) -> Reservation:
         """Reserve money for one escalation of a thread, if every limit allows it.
 
         Checks the thread's escalations and USD (settled plus live
         reservations) and the total USD, and records the reservation, in one
         atomic step of the ledger.
 
+        With an idempotency ``key`` (one per escalation, e.g.
+        ``f"{thread}:{checkpoint_id}:{node}:{firing}"``), a retry of the same
+        escalation - a resumed run, after a crash - gets the reservation its
+        earlier attempt made instead of being refused by it: still open, it
+        is returned granted (``resumed``); settled, it is returned with
+        ``already_settled``, ``settled_usd`` and ``settled_result``, and no
+        money is reserved or spent again. A key whose reservation expired is
+        checked against the limits like a new one.
+
         Args:
             thread_id: The LangGraph thread (``config["configurable"]["thread_id"]``).
             estimate_usd: The escalation's expected cost; ``default_estimate_usd``
                 when ``None``.
+            key: The escalation's idempotency key, unique in the ledger.
 
         Returns:
-            A ``Reservation``: check ``granted``; ``reason`` says which limit refused.
+            A ``Reservation``: check ``granted``; ``reason`` says which limit
+            refused. Use it as a context manager so it never leaks.
 
         Raises:
-            ValueError: ``estimate_usd`` is negative.
+            ValueError: ``estimate_usd`` is negative, not finite or above
+                ``MAX_USD``; or ``key`` belongs to another thread.
+
+        Example:
+            >>> budget = Budget(max_escalations_per_thread=1)
+            >>> first = budget.reserve("t1", 0.02, key="t1:ckpt-7:agent:1")
+            >>> # ... the process dies here; the resumed run reserves again:
+            >>> again = budget.reserve("t1", 0.02, key="t1:ckpt-7:agent:1")
+            >>> again.granted, again.resumed, again.id == first.id
+            (True, True, True)
         """
         return self.get_ledger().reserve(
             thread_id,
             estimate_usd=self._estimate(estimate_usd),
             limits=self.limits,
             ttl_s=self.reservation_ttl_s,
+            key=key,
         )
 
-    async def areserve(self, thread_id: str, estimate_usd: float | None = None) -> Reservation:
-        """Async ``reserve``; never blocks the event loop."""
-        return await self.get_ledger().areserve(
+    async def areserve(
+        self, thread_id: str, estimate_usd: float | None = None, *, key: str | None = None
+    ) -> Reservation:
+        """Async ``reserve``; never blocks the event loop, never leaks when cancelled.
+
+        A task cancelled while the ledger is reserving waits for the ledger,
+        releases what it reserved, then lets the cancellation propagate. The
+        ``Reservation`` is an async context manager: ``async with await
+        budget.areserve(...) as reservation:``.
+
+        Raises:
+            ValueError: As ``reserve``.
+
+        Example:
+            >>> import asyncio
+            >>> async def escalate(budget: Budget) -> float:
+            ...     async with await budget.areserve("t1", 0.02) as reservation:
+            ...         reservation.mark_paid(0.013)  # billed, whatever happens next
+            ...     return await budget.aspent("t1")
+            >>> asyncio.run(escalate(Budget()))
+            0.013
+        """
+        reserving = self.get_ledger().areserve(
             thread_id,
             estimate_usd=self._estimate(estimate_usd),
             limits=self.limits,
             ttl_s=self.reservation_ttl_s,
+            key=key,
         )
+        reservation, cancelled = await finish_despite_cancellation(reserving)
+        if cancelled is not None:
+            await reservation.arelease()
+            raise cancelled
+        return reservation
 
     def spent(self, thread_id: str | None = None) -> float:
         """USD settled by a thread, or by every thread (live reservations excluded)."""
@@ -190,9 +243,7 @@ class Budget(BaseModel):
     def _estimate(self, estimate_usd: float | None) -> float:
         if estimate_usd is None:
             return self.default_estimate_usd
-        if estimate_usd < 0:
-            msg = f"estimate_usd must be >= 0, got {estimate_usd}"
-            raise ValueError(msg)
+        check_usd("estimate_usd", estimate_usd)
         return estimate_usd
 
 

@@ -30,15 +30,17 @@ import asyncio
 import re
 import threading
 import weakref
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_escalate.budget.ledger import (
     Committed,
+    KeyedRow,
     Ledger,
     Limits,
     Reservation,
+    Usage,
     from_nanos,
     to_nanos,
 )
@@ -63,7 +65,7 @@ Rows = list[tuple[Any, ...]]
 @dataclass(frozen=True)
 class _Query:
     statement: SQL | Composed
-    params: Sequence[Any] = ()
+    params: Sequence[Any] | Mapping[str, Any] = ()
 
 
 Steps = Generator[_Query, Rows, Any]
@@ -113,17 +115,27 @@ class PostgresLedger(Ledger):
     # -- sync driver -----------------------------------------------------
 
     def reserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
         reservation: Reservation = self._run(
-            self._reserve_steps(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+            self._reserve_steps(
+                thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
+            )
         )
         return reservation
 
-    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    def settle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
-        self._run(self._settle_steps(reservation_id, actual_usd), atomic=False)
+        self._run(self._settle_steps(reservation_id, actual_usd, result_json), atomic=False)
 
     def release(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
@@ -138,6 +150,11 @@ class PostgresLedger(Ledger):
         """See ``Ledger.escalations``."""
         count: int = self._run(self._escalations_steps(thread_id), atomic=False)
         return count
+
+    def usage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        usage: Usage = self._run(self._usage_steps(thread_id), atomic=False)
+        return usage
 
     def close(self) -> None:
         """Close the sync pool (async pools: ``aclose`` from their loop)."""
@@ -179,17 +196,27 @@ class PostgresLedger(Ledger):
     # -- async driver ----------------------------------------------------
 
     async def areserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
         reservation: Reservation = await self._arun(
-            self._reserve_steps(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+            self._reserve_steps(
+                thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
+            )
         )
         return reservation
 
-    async def asettle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    async def asettle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
-        await self._arun(self._settle_steps(reservation_id, actual_usd), atomic=False)
+        await self._arun(self._settle_steps(reservation_id, actual_usd, result_json), atomic=False)
 
     async def arelease(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
@@ -204,6 +231,11 @@ class PostgresLedger(Ledger):
         """See ``Ledger.escalations``."""
         count: int = await self._arun(self._escalations_steps(thread_id), atomic=False)
         return count
+
+    async def ausage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        usage: Usage = await self._arun(self._usage_steps(thread_id), atomic=False)
+        return usage
 
     async def aclose(self) -> None:
         """Close the pool of the running event loop, and the sync pool."""
@@ -245,21 +277,70 @@ class PostgresLedger(Ledger):
     # -- the steps both drivers run ----------------------------------------
 
     def _reserve_steps(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None,
     ) -> Steps:
         sql = _sql()
         table = self._table_sql()
-        lock_key = self._lock_key()
-        if limits.has_total:
-            yield _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (lock_key,))
-        else:
+        yield self._lock_query(thread_id, limits)
+        revive_id = None
+        if key is not None:
+            row = yield from self._key_row_steps(key)
+            if row is not None:
+                found = self._from_key(row, thread_id=thread_id, key=key)
+                if found is not None:
+                    if found.resumed:  # its holder is back: a full TTL again
+                        yield _Query(
+                            sql.SQL(
+                                "UPDATE {table} SET expires_at = "
+                                "clock_timestamp() + make_interval(secs => %s) WHERE id = %s"
+                            ).format(table=table),
+                            (ttl_s, row.id),
+                        )
+                    return found
+                revive_id = row.id
+        committed = yield from self._committed_steps(thread_id, limits)
+        reservation = self._decide(
+            committed,
+            thread_id=thread_id,
+            estimate_usd=estimate_usd,
+            limits=limits,
+            key=key,
+            revive_id=revive_id,
+        )
+        if reservation.granted:
             yield _Query(
                 sql.SQL(
-                    "SELECT pg_advisory_xact_lock_shared(hashtext(%s)), "
-                    "pg_advisory_xact_lock(hashtext(%s), hashtext(%s))"
-                ),
-                (lock_key, lock_key, thread_id),
+                    "INSERT INTO {table} (id, thread_id, estimate_nanos, expires_at, "
+                    "idempotency_key) "
+                    "VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s), %s) "
+                    "ON CONFLICT (id) DO UPDATE SET "
+                    "estimate_nanos = excluded.estimate_nanos, expires_at = excluded.expires_at"
+                ).format(table=table),
+                (reservation.id, thread_id, to_nanos(estimate_usd), ttl_s, key),
             )
+        return reservation
+
+    def _lock_query(self, thread_id: str, limits: Limits) -> _Query:
+        sql = _sql()
+        lock_key = self._lock_key()
+        if limits.has_total:
+            return _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (lock_key,))
+        return _Query(
+            sql.SQL(
+                "SELECT pg_advisory_xact_lock_shared(hashtext(%s)), "
+                "pg_advisory_xact_lock(hashtext(%s), hashtext(%s))"
+            ),
+            (lock_key, lock_key, thread_id),
+        )
+
+    def _committed_steps(self, thread_id: str, limits: Limits) -> Steps:
+        sql = _sql()
         # One read for the thread's and (when needed) every thread's commitments.
         total_sql = (
             "coalesce(sum(coalesce(actual_nanos, estimate_nanos)), 0)::bigint"
@@ -275,36 +356,36 @@ class PostgresLedger(Ledger):
                 "(actual_nanos IS NOT NULL OR expires_at > clock_timestamp())"
             ).format(
                 total=sql.SQL(total_sql),
-                table=table,
+                table=self._table_sql(),
                 scope=sql.SQL("" if limits.has_total else "thread_id = %s AND"),
             ),
             (thread_id, thread_id) if limits.has_total else (thread_id, thread_id, thread_id),
         )
-        reservation = self._decide(
-            Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total),
-            thread_id=thread_id,
-            estimate_usd=estimate_usd,
-            limits=limits,
-        )
-        if reservation.granted:
-            yield _Query(
-                sql.SQL(
-                    "INSERT INTO {table} (id, thread_id, estimate_nanos, expires_at) "
-                    "VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s))"
-                ).format(table=table),
-                (reservation.id, thread_id, to_nanos(estimate_usd), ttl_s),
-            )
-        return reservation
+        return Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total)
 
-    def _settle_steps(self, reservation_id: str, actual_usd: float | None) -> Steps:
+    def _key_row_steps(self, key: str) -> Steps:
+        sql = _sql()
+        rows = yield _Query(
+            sql.SQL(
+                "SELECT id, thread_id, estimate_nanos, actual_nanos, "
+                "expires_at > clock_timestamp(), result_json "
+                "FROM {table} WHERE idempotency_key = %s"
+            ).format(table=self._table_sql()),
+            (key,),
+        )
+        return KeyedRow(*rows[0]) if rows else None
+
+    def _settle_steps(
+        self, reservation_id: str, actual_usd: float | None, result_json: str | None
+    ) -> Steps:
         sql = _sql()
         actual = None if actual_usd is None else to_nanos(actual_usd)
         yield _Query(
             sql.SQL(
-                "UPDATE {table} SET actual_nanos = coalesce(%s::bigint, estimate_nanos) "
-                "WHERE id = %s"
+                "UPDATE {table} SET actual_nanos = coalesce(%s::bigint, estimate_nanos), "
+                "result_json = %s WHERE id = %s AND actual_nanos IS NULL"
             ).format(table=self._table_sql()),
-            (actual, reservation_id),
+            (actual, result_json, reservation_id),
         )
 
     def _release_steps(self, reservation_id: str) -> Steps:
@@ -338,6 +419,24 @@ class PostgresLedger(Ledger):
         )
         return int(count)
 
+    def _usage_steps(self, thread_id: str | None) -> Steps:
+        sql = _sql()
+        open_row = "actual_nanos IS NULL AND expires_at > clock_timestamp()"
+        [row] = yield _Query(
+            sql.SQL(
+                "SELECT "
+                "count(*) FILTER (WHERE thread_id = %(thread)s AND actual_nanos IS NOT NULL), "
+                "sum(actual_nanos) FILTER (WHERE thread_id = %(thread)s), "
+                "count(*) FILTER (WHERE thread_id = %(thread)s AND {open}), "
+                "sum(estimate_nanos) FILTER (WHERE thread_id = %(thread)s AND {open}), "
+                "sum(actual_nanos), "
+                "sum(estimate_nanos) FILTER (WHERE {open}) "
+                "FROM {table}"
+            ).format(open=sql.SQL(open_row), table=self._table_sql()),
+            {"thread": thread_id},
+        )
+        return Usage(*(int(value or 0) for value in row))
+
     def _schema_steps(self) -> Steps:
         sql = _sql()
         yield _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (_SCHEMA_LOCK_KEY,))
@@ -351,6 +450,22 @@ class PostgresLedger(Ledger):
                 "expires_at timestamptz NOT NULL, "
                 "created_at timestamptz NOT NULL DEFAULT now())"
             ).format(table=self._table_sql())
+        )
+        # Columns added since the first release: a table made by it gains them here.
+        yield _Query(
+            sql.SQL(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS idempotency_key text, "
+                "ADD COLUMN IF NOT EXISTS result_json text"
+            ).format(table=self._table_sql())
+        )
+        yield _Query(
+            sql.SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} (idempotency_key) "
+                "WHERE idempotency_key IS NOT NULL"
+            ).format(
+                index=sql.Identifier(self.table.rsplit(".", 1)[-1] + "_key"),
+                table=self._table_sql(),
+            )
         )
         yield _Query(
             sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} (thread_id)").format(
