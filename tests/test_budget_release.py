@@ -36,9 +36,8 @@ def test_keyboard_interrupt_inside_with_releases(make_budget: MakeBudget) -> Non
 def test_a_paid_but_unusable_answer_is_settled_not_released(make_budget: MakeBudget) -> None:
     budget = make_budget(max_escalations_per_thread=1)
 
-    with pytest.raises(UnusableAnswerError), budget.reserve("t1", 0.05) as reservation:
-        reservation.mark_paid(0.12)  # 20k tokens billed for an empty reply
-        raise UnusableAnswerError
+    with pytest.raises(UnusableAnswerError):
+        _escalate(budget, paid_usd=0.12, then=UnusableAnswerError())  # 20k tokens, empty reply
 
     assert budget.spent("t1") == pytest.approx(0.12)
     assert budget.escalations("t1") == 1
@@ -50,11 +49,17 @@ def test_a_paid_call_interrupted_by_keyboard_interrupt_is_settled(
 ) -> None:
     budget = make_budget()
 
-    with pytest.raises(KeyboardInterrupt), budget.reserve("t1", 0.05) as reservation:
-        reservation.mark_paid(None)  # billed, price unknown: the estimate counts
-        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        _escalate(budget, paid_usd=None, then=KeyboardInterrupt())  # price unknown: estimate
 
     assert budget.spent("t1") == pytest.approx(0.05)
+
+
+def _escalate(budget: Budget, *, paid_usd: float | None, then: BaseException) -> None:
+    """An escalation whose strong call was billed, then ended by ``then``."""
+    with budget.reserve("t1", 0.05) as reservation:
+        reservation.mark_paid(paid_usd)
+        raise then
 
 
 def test_release_after_mark_paid_settles(make_budget: MakeBudget) -> None:
