@@ -352,3 +352,63 @@ def test_a_deep_copy_is_the_same_budget() -> None:
     budget = Budget(max_escalations_per_thread=1)
     budget.reserve("t1", 0.01)
     assert not copy.deepcopy(budget).reserve("t1", 0.01).granted
+
+
+@pytest.mark.parametrize(
+    "field", ["max_usd_per_thread", "max_usd_total", "default_estimate_usd", "reservation_ttl_s"]
+)
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "1e309", "-inf", ".inf"])
+def test_budget_amounts_must_be_finite(field: str, value: object) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Budget(**{field: value})
+    [error] = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert error["type"] in ("finite_number", "float_parsing")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_usd_total", -0.01, "greater than or equal to 0"),
+        ("max_usd_per_thread", -1, "greater than or equal to 0"),
+        ("max_escalations_per_thread", -1, "greater than or equal to 0"),
+        ("max_usd_total", 1e300, "less than or equal to 1000000000"),
+        ("reservation_ttl_s", 0, "greater than 0"),
+        ("reservation_ttl_s", 1e12, "less than or equal to 31536000"),
+        ("max_escalations_per_thread", float("inf"), "finite number"),
+    ],
+)
+def test_budget_limits_out_of_range_say_which_and_why(
+    field: str, value: object, message: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        Budget(**{field: value})
+
+
+def test_the_largest_budget_still_reserves(make_budget: MakeBudget) -> None:
+    budget = make_budget(max_usd_total=1e9, max_usd_per_thread=1e9)
+    assert budget.reserve("t1", 1e9).granted
+    assert not budget.reserve("t2", 0.01).granted
+
+
+@pytest.mark.parametrize("cost", [float("inf"), float("nan"), -0.01, 1e309])
+def test_an_impossible_cost_settles_the_estimate_then_raises(
+    make_budget: MakeBudget, cost: float
+) -> None:
+    budget = make_budget()
+    reservation = budget.reserve("t1", 0.05)
+
+    with pytest.raises(ValueError, match="actual_usd must be a finite number of USD"):
+        reservation.settle(cost)
+
+    assert budget.spent("t1") == pytest.approx(0.05)  # the money counts, at its estimate
+
+
+@pytest.mark.parametrize("estimate", [float("inf"), float("nan"), 1e10])
+def test_an_impossible_estimate_is_refused_before_reserving(
+    make_budget: MakeBudget, estimate: float
+) -> None:
+    budget = make_budget(max_escalations_per_thread=1)
+    with pytest.raises(ValueError, match="estimate_usd must be a finite number of USD"):
+        budget.reserve("t1", estimate)
+    assert budget.reserve("t1", 0.01).granted

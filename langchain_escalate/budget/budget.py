@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WithJsonSchema, 
 
 from langchain_escalate.budget.ledger import Ledger, Limits, MemoryLedger, Reservation, to_nanos
 from langchain_escalate.budget.reservation import (
+    MAX_USD,
     check_usd,
     finish_despite_cancellation,
 )
@@ -17,6 +18,8 @@ from langchain_escalate.budget.reservation import (
 __all__ = ["Budget", "open_ledger"]
 
 LEDGER_SCHEMES = ("memory", "sqlite", "postgresql", "postgres")
+MAX_TTL_S = 365 * 24 * 3600.0
+"""Longest reservation TTL: a year (PostgreSQL intervals, and any sane need, end well before)."""
 TABLE_PARAM = "table"
 """URL query parameter naming the ledger's table (sqlite and postgres)."""
 
@@ -31,7 +34,9 @@ class Budget(BaseModel):
 
     Attributes:
         max_escalations_per_thread: Escalations per thread (``None``: no limit).
-        max_usd_per_thread: USD per thread (``None``: no limit).
+        max_usd_per_thread: USD per thread (``None``: no limit). Every amount
+            is a finite number from 0 to ``MAX_USD`` (a billion): ledgers store
+            64-bit nano-dollars, so infinity, NaN and ``1e309`` are refused here.
         max_usd_total: USD across every thread and every process sharing the
             ledger (``None``: no limit).
         ledger: Where spend is recorded: ``"memory://"`` (this process),
@@ -40,7 +45,7 @@ class Budget(BaseModel):
             URL optionally with ``?table=name``; or a ``Ledger`` object. The
             ledger is opened at first use and kept.
         reservation_ttl_s: A reservation neither settled nor released within
-            this many seconds stops counting (its process was killed).
+            this many seconds stops counting (its process was killed); at most a year.
         default_estimate_usd: Reserved when the caller cannot estimate a cost.
 
     Example:
@@ -60,8 +65,8 @@ class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
     max_escalations_per_thread: int | None = Field(default=None, ge=0)
-    max_usd_per_thread: float | None = Field(default=None, ge=0)
-    max_usd_total: float | None = Field(default=None, ge=0)
+    max_usd_per_thread: float | None = Field(default=None, ge=0, le=MAX_USD, allow_inf_nan=False)
+    max_usd_total: float | None = Field(default=None, ge=0, le=MAX_USD, allow_inf_nan=False)
     # A Ledger object has no JSON Schema; the YAML config can only hold a URL.
     ledger: Annotated[
         str | Ledger,
@@ -74,8 +79,8 @@ class Budget(BaseModel):
             }
         ),
     ] = "memory://"
-    reservation_ttl_s: float = Field(default=600.0, gt=0)
-    default_estimate_usd: float = Field(default=0.05, ge=0)
+    reservation_ttl_s: float = Field(default=600.0, gt=0, le=MAX_TTL_S, allow_inf_nan=False)
+    default_estimate_usd: float = Field(default=0.05, ge=0, le=MAX_USD, allow_inf_nan=False)
 
     _opened: Ledger | None = PrivateAttr(default=None)
     _open_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)

@@ -138,12 +138,14 @@ class Reservation:
                 is then kept as the spend).
 
         Raises:
-            ValueError: ``actual_usd`` is negative, not finite, or above ``MAX_USD``.
+            ValueError: ``actual_usd`` is negative, not finite, or above
+                ``MAX_USD``; the reservation is then marked paid at its estimate.
         """
-        if actual_usd is not None:
-            check_usd("actual_usd", actual_usd)
+        cost, error = _checked_cost(actual_usd)
         self._paid = True
-        self._paid_usd = actual_usd
+        self._paid_usd = cost
+        if error is not None:
+            raise error
 
     def settle(self, actual_usd: float | None, result: dict[str, Any] | None = None) -> None:
         """Record the actual cost in place of the estimate, and the result if any.
@@ -160,24 +162,25 @@ class Reservation:
 
         Raises:
             ValueError: The reservation was refused; ``actual_usd`` is negative,
-                not finite or above ``MAX_USD``; or ``result`` is not JSON (the
-                cost is settled first: money spent is never dropped).
+                not finite or above ``MAX_USD`` (the estimate is settled in its
+                place); or ``result`` is not JSON (the cost is settled without
+                it). Either way the money counts before the error is raised.
             RuntimeError: It was already settled or released.
         """
-        if self._begin_settle(actual_usd):
-            encoded, error = self._encode(result)
-            self._ledger.settle(self.id, actual_usd=actual_usd, result_json=encoded)
-            if error is not None:
+        if self._begin_settle():
+            cost, cost_error = _checked_cost(actual_usd)
+            encoded, result_error = self._encode(result)
+            self._ledger.settle(self.id, actual_usd=cost, result_json=encoded)
+            if error := cost_error or result_error:
                 raise error
 
     async def asettle(self, actual_usd: float | None, result: dict[str, Any] | None = None) -> None:
         """Async ``settle``; finishes recording the cost even if the task is cancelled."""
-        if self._begin_settle(actual_usd):
-            encoded, error = self._encode(result)
-            await _shielded(
-                self._ledger.asettle(self.id, actual_usd=actual_usd, result_json=encoded)
-            )
-            if error is not None:
+        if self._begin_settle():
+            cost, cost_error = _checked_cost(actual_usd)
+            encoded, result_error = self._encode(result)
+            await _shielded(self._ledger.asettle(self.id, actual_usd=cost, result_json=encoded))
+            if error := cost_error or result_error:
                 raise error
 
     def release(self) -> None:
@@ -258,15 +261,13 @@ class Reservation:
         except ValueError as error:
             return None, error
 
-    def _begin_settle(self, actual_usd: float | None) -> bool:
+    def _begin_settle(self) -> bool:
         if not self.granted:
             msg = (
                 f"cannot settle a refused reservation for thread {self.thread_id} "
                 f"({self.reason}): the strong model should not have been called"
             )
             raise ValueError(msg)
-        if actual_usd is not None:
-            check_usd("actual_usd", actual_usd)
         with self._lock:
             if self._closed:
                 msg = (
@@ -296,6 +297,17 @@ def check_usd(name: str, value: float) -> None:
     if not math.isfinite(value) or not 0 <= value <= MAX_USD:
         msg = f"{name} must be a finite number of USD between 0 and {MAX_USD:.0f}, got {value}"
         raise ValueError(msg)
+
+
+def _checked_cost(actual_usd: float | None) -> tuple[float | None, ValueError | None]:
+    """A cost a ledger can store, or ``None`` (the estimate) with the error to raise after."""
+    if actual_usd is None:
+        return None, None
+    try:
+        check_usd("actual_usd", actual_usd)
+    except ValueError as error:
+        return None, error
+    return actual_usd, None
 
 
 def encode_result(result: dict[str, Any] | None, *, where: str) -> str | None:
