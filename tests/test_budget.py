@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import pickle
 import sqlite3
 import sys
@@ -412,3 +413,52 @@ def test_an_impossible_estimate_is_refused_before_reserving(
     with pytest.raises(ValueError, match="estimate_usd must be a finite number of USD"):
         budget.reserve("t1", estimate)
     assert budget.reserve("t1", 0.01).granted
+
+
+# --- status -------------------------------------------------------------------------
+
+
+def test_status_reports_spent_reserved_and_remaining_per_limit(make_budget: MakeBudget) -> None:
+    budget = make_budget(max_escalations_per_thread=3, max_usd_per_thread=0.5, max_usd_total=1.0)
+    budget.reserve("t1", 0.25).settle(0.2)
+    budget.reserve("t1", 0.1)  # open
+    budget.reserve("t2", 0.3).settle(0.3)
+    budget.reserve("t2", 0.05).release()
+
+    status = budget.status("t1")
+
+    assert status["thread_id"] == "t1"
+    assert status["escalations_per_thread"] == {
+        "limit": 3,
+        "spent": 1,
+        "reserved": 1,
+        "remaining": 1,
+    }
+    assert status["usd_per_thread"] == pytest.approx(
+        {"limit": 0.5, "spent": 0.2, "reserved": 0.1, "remaining": 0.2}
+    )
+    assert status["usd_total"] == pytest.approx(
+        {"limit": 1.0, "spent": 0.5, "reserved": 0.1, "remaining": 0.4}
+    )
+    assert json.loads(json.dumps(status)) == status
+
+
+async def test_status_without_a_thread_or_limits(make_budget: MakeBudget) -> None:
+    budget = make_budget(max_usd_total=0.1)
+    budget.reserve("t1", 0.08).settle(0.15)  # spend above the limit: remaining floors at 0
+
+    status = await budget.astatus()
+
+    assert status["escalations_per_thread"] is None
+    assert status["usd_per_thread"] is None
+    assert status["usd_total"] == pytest.approx(
+        {"limit": 0.1, "spent": 0.15, "reserved": 0.0, "remaining": 0.0}
+    )
+    unlimited = make_budget().status("nobody")
+    assert unlimited["usd_per_thread"] == {
+        "limit": None,
+        "spent": 0.0,
+        "reserved": 0.0,
+        "remaining": None,
+    }
+    assert unlimited["ledger"].endswith("Ledger")

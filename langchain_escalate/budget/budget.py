@@ -8,7 +8,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WithJsonSchema, field_validator
 
-from langchain_escalate.budget.ledger import Ledger, Limits, MemoryLedger, Reservation, to_nanos
+from langchain_escalate.budget.ledger import (
+    Ledger,
+    Limits,
+    MemoryLedger,
+    Reservation,
+    Usage,
+    from_nanos,
+    to_nanos,
+)
 from langchain_escalate.budget.reservation import (
     MAX_USD,
     check_usd,
@@ -212,6 +220,41 @@ class Budget(BaseModel):
         """Async ``escalations``."""
         return await self.get_ledger().aescalations(thread_id)
 
+    def status(self, thread_id: str | None = None) -> dict[str, Any]:
+        """Spent, reserved and remaining, per limit: a JSON-ready snapshot of the budget.
+
+        Args:
+            thread_id: The thread whose per-thread limits to report; ``None``
+                reports the total only (the per-thread entries are ``None``).
+
+        Returns:
+            ``{"ledger", "thread_id", "escalations_per_thread", "usd_per_thread",
+            "usd_total"}``; each limit an object ``{"limit", "spent",
+            "reserved", "remaining"}``: ``spent`` is settled, ``reserved`` is
+            held by open (unexpired) reservations, ``remaining`` is
+            ``limit - spent - reserved`` floored at 0; ``limit`` and
+            ``remaining`` are ``None`` for a limit not configured.
+            Escalations are counts, the others USD.
+
+        Example:
+            >>> budget = Budget(max_escalations_per_thread=3, max_usd_total=1.0)
+            >>> budget.reserve("t1", 0.25).settle(0.2)
+            >>> _ = budget.reserve("t1", 0.1)
+            >>> status = budget.status("t1")
+            >>> status["escalations_per_thread"]
+            {'limit': 3, 'spent': 1, 'reserved': 1, 'remaining': 1}
+            >>> status["usd_total"]
+            {'limit': 1.0, 'spent': 0.2, 'reserved': 0.1, 'remaining': 0.7}
+        """
+        ledger = self.get_ledger()
+        return _status(self.limits, ledger.usage(thread_id), thread_id, type(ledger).__name__)
+
+    async def astatus(self, thread_id: str | None = None) -> dict[str, Any]:
+        """Async ``status``."""
+        ledger = self.get_ledger()
+        usage = await ledger.ausage(thread_id)
+        return _status(self.limits, usage, thread_id, type(ledger).__name__)
+
     def close(self) -> None:
         """Close a ledger this budget opened from its URL (a ``Ledger`` object is the caller's)."""
         with self._open_lock:
@@ -308,6 +351,45 @@ def _parse_ledger_url(url: str) -> tuple[str, str, str | None]:
         return scheme, path, table
     dsn = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
     return scheme, dsn, table
+
+
+def _status(limits: Limits, usage: Usage, thread_id: str | None, ledger: str) -> dict[str, Any]:
+    """Assemble ``Budget.status`` from the ledger's usage (amounts in nano-dollars)."""
+    per_thread = thread_id is not None
+    return {
+        "ledger": ledger,
+        "thread_id": thread_id,
+        "escalations_per_thread": _entry(
+            limits.max_escalations_per_thread,
+            usage.thread_escalations,
+            usage.thread_open_escalations,
+            count=True,
+        )
+        if per_thread
+        else None,
+        "usd_per_thread": _entry(
+            limits.max_nanos_per_thread, usage.thread_nanos, usage.thread_open_nanos
+        )
+        if per_thread
+        else None,
+        "usd_total": _entry(limits.max_nanos_total, usage.total_nanos, usage.total_open_nanos),
+    }
+
+
+def _entry(limit: int | None, spent: int, reserved: int, *, count: bool = False) -> dict[str, Any]:
+    remaining = None if limit is None else max(0, limit - spent - reserved)
+    if count:
+        return {"limit": limit, "spent": spent, "reserved": reserved, "remaining": remaining}
+    return {
+        "limit": _usd_or_none(limit),
+        "spent": from_nanos(spent),
+        "reserved": from_nanos(reserved),
+        "remaining": _usd_or_none(remaining),
+    }
+
+
+def _usd_or_none(nanos: int | None) -> float | None:
+    return None if nanos is None else from_nanos(nanos)
 
 
 def _table_kwargs(table: str | None) -> dict[str, Any]:
