@@ -158,6 +158,27 @@ def test_an_expired_keyed_reservation_is_checked_again(make_budget: MakeBudget) 
     assert budget.spent("t1") == pytest.approx(0.02)
 
 
+def test_an_expired_keyed_reservation_is_revived_when_the_limits_allow(
+    make_budget: MakeBudget,
+) -> None:
+    budget = make_budget(max_escalations_per_thread=1, reservation_ttl_s=0.05)
+    first = budget.reserve("t1", 0.02, key=KEY)
+    deadline = time.monotonic() + 30
+    while budget.status("t1")["escalations_per_thread"]["reserved"]:
+        assert time.monotonic() < deadline, "the reservation never expired"
+        time.sleep(0.02)
+
+    revived = budget.reserve("t1", 0.03, key=KEY)
+
+    assert revived.granted
+    assert revived.id == first.id  # the same row: one escalation, counted once
+    assert revived.estimate_usd == pytest.approx(0.03)
+    first.settle(0.01)  # the slow first holder settles; the revived one finds it done
+    revived.settle(0.02)
+    assert budget.spent("t1") == pytest.approx(0.01)
+    assert budget.escalations("t1") == 1
+
+
 def test_an_old_table_gains_the_key_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as connection:  # the table as the first release made it
