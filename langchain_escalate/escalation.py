@@ -26,6 +26,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, Remove
 from langgraph.types import interrupt
 
 from langchain_escalate.cost import PriceBook
+from langchain_escalate.detector.steps import short_hash
 from langchain_escalate.detector.verdict import Verdict
 from langchain_escalate.drive import Steps, run_async, run_sync
 from langchain_escalate.expert.briefing import build_briefing, estimate_tokens, truncate_middle
@@ -33,6 +34,7 @@ from langchain_escalate.expert.expert import Expert, ExpertSpec
 from langchain_escalate.merge import TAKEOVER_KEY, nudge_text, prune_with_usage, stamp
 from langchain_escalate.paid import Payer
 from langchain_escalate.policy import EscalationPolicy, Rung
+from langchain_escalate.run_config import escalation_key
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -282,7 +284,7 @@ class Escalator:
                 return _guidance_help(situation, rung, [*records, record], text, prune=False)
             if rung == "escalate":
                 briefing = briefing or self._briefing(situation)
-                help_ = yield from self._escalate(situation, briefing, records)
+                help_ = yield from self._escalate(situation, briefing, records, index)
                 if help_ is not None:
                     return help_
                 model_called = model_called or records[-1].strong_called
@@ -319,6 +321,7 @@ class Escalator:
             tokens_in=sum(estimate_tokens(str(m.text)) for m in reading),
             mode="takeover",
             reason=f"takeover step {situation.step + 1} of {steps}",
+            key=escalation_key(situation.config, self.node, "takeover", situation.step),
         )
         if paid.answer is None:
             return Help(rung=None, records=[record])
@@ -353,6 +356,7 @@ class Escalator:
             tokens_in=estimate_tokens(briefing),
             mode="graph" if self.mode == "graph" else "advise",
             outcome="answered",
+            key=escalation_key(config, self.node, "ask", short_hash(question)),
         )
         if paid.answer is None:
             refusal = paid.refusal or f"the expert failed: {paid.failure}"
@@ -362,7 +366,7 @@ class Escalator:
     # -- the rungs ---------------------------------------------------------------
 
     def _escalate(
-        self, situation: Situation, briefing: str, records: list[EscalationRecord]
+        self, situation: Situation, briefing: str, records: list[EscalationRecord], index: int
     ) -> Steps[Help | None]:
         """Call the expert; the ``Help``, or ``None`` when the ladder must move down."""
         takeover = self.mode == "takeover"
@@ -380,6 +384,7 @@ class Escalator:
             config=situation.config,
             tokens_in=estimate_tokens(briefing),
             mode=self.mode,
+            key=escalation_key(situation.config, self.node, situation.times_fired, index),
         )
         answer = paid.answer
         if answer is None:

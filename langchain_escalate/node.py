@@ -514,10 +514,7 @@ class _EscalatingStep:
             if last_call:
                 raise
             return _Attempt(verdict=verdict)
-        samples: list[AIMessage] = []
-        if self._weak.scorer is not None and self._scored(reply):
-            result = yield self._weak.scored(reply, run.state, run.out.working, run.config)
-            reply, samples = result.scored_reply(), result.samples
+        reply = yield from self._confidence(run, reply)
         verdict = detector.observe(reply)
         low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
         if verdict.rule == "low_confidence" and low:
@@ -525,9 +522,6 @@ class _EscalatingStep:
         if not verdict.stuck:
             verdict = self._review(reply)
         kept = without_confidence(reply)
-        if samples:
-            # The extra samples were paid for: the reply kept (or the help) carries their usage.
-            kept.additional_kwargs[PRUNED_USAGE_KEY] = pruned_usage(_with_ids(samples))
         attempt = _Attempt(verdict=verdict, reply=kept, extra=extra)
         if verdict.stuck:
             # The stuck reply is not kept: the detector saw it, the state will not;
@@ -535,6 +529,20 @@ class _EscalatingStep:
             attempt.loop = loop_span(run.progress, verdict, run.out.working, dropped=1)
             attempt.dropped_usage = pruned_usage([kept, reply])
         return attempt
+
+    def _confidence(self, run: _Invocation, reply: AIMessage) -> Steps[AIMessage]:
+        """The reply with its combined confidence, when the sources score it."""
+        scorer = self._weak.scorer
+        if scorer is None or not self._scored(reply):
+            return reply
+        result: ConfidenceResult = yield self._weak.scored(
+            reply, run.state, run.out.working, run.config
+        )
+        scored = result.scored_reply()
+        if result.samples:
+            # The extra samples were paid for: the reply kept (or the help) carries their usage.
+            scored.additional_kwargs[PRUNED_USAGE_KEY] = pruned_usage(_with_ids(result.samples))
+        return scored
 
     def _scored(self, reply: AIMessage) -> bool:
         """Final replies are scored, and calls to the tools under review."""

@@ -21,6 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.messages import AIMessage
 from langchain_core.runnables.config import merge_configs
 from langgraph.errors import GraphBubbleUp
 
@@ -32,7 +33,6 @@ from langchain_escalate.records import EscalationRecord, emit_record
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from langchain_core.messages import AIMessage
     from langchain_core.runnables import RunnableConfig
 
     from langchain_escalate.budget import Budget, Reservation
@@ -65,6 +65,8 @@ class Paid:
         tokens_out: Completion tokens likewise.
         cost_usd: What the replies cost; ``None`` when a price is unknown.
         latency_s: Seconds spent in the call.
+        reused: The answer was paid for by an earlier run of this step and read
+            back from the ledger; nothing was paid now.
     """
 
     answer: ExpertAnswer | None = None
@@ -74,6 +76,7 @@ class Paid:
     tokens_out: int = 0
     cost_usd: float | None = 0.0
     latency_s: float = 0.0
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Payer:
         mode: str,
         reason: str | None = None,
         outcome: Outcome | None = None,
+        key: str | None = None,
     ) -> Steps[tuple[Paid, EscalationRecord]]:
         """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
 
@@ -120,13 +124,18 @@ class Payer:
             mode: The record's mode.
             reason: The record's reason; the verdict's by default.
             outcome: The record's outcome on success; by mode by default.
+            key: The call's idempotency key (``run_config.escalation_key``): a
+                replayed step reuses its reservation, and an answer already
+                paid for is read back from the ledger instead of paid again.
 
         Returns:
             A generator of ``Call`` returning what was paid and its record.
         """
         ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
-        paid = yield from self._call(ready, thread_id=thread_id, tokens_in=tokens_in)
+        paid = yield from self._call(ready, thread_id=thread_id, tokens_in=tokens_in, key=key)
         why = reason or verdict.reason
+        if paid.reused:
+            why = f"{why} (The answer paid for before a restart, read back from the ledger.)"
         if paid.refusal is not None:
             refused = self.record(
                 verdict, thread_id, "escalate", "over_budget", mode=mode,
@@ -164,12 +173,18 @@ class Payer:
         return record
 
     def _call(
-        self, call: Call[ExpertAnswer], *, thread_id: str | None, tokens_in: int
+        self, call: Call[ExpertAnswer], *, thread_id: str | None, tokens_in: int, key: str | None
     ) -> Steps[Paid]:
         """Reserve, call, settle or release."""
         reservation: Reservation | None = None
         if self.budget is not None:
-            reservation = yield self._reserve(thread_id or "default", tokens_in)
+            reservation = yield self._reserve(thread_id or "default", tokens_in, key)
+            if reservation.granted and reservation.already_settled:
+                if reservation.settled_result is not None:
+                    return _paid_before(reservation)
+                # Paid before, but its answer was not kept: this call is a new one.
+                retry = None if key is None else f"{key}:again"
+                reservation = yield self._reserve(thread_id or "default", tokens_in, retry)
             if not reservation.granted:
                 return Paid(refusal=reservation.reason)
         started = time.perf_counter()
@@ -198,7 +213,8 @@ class Payer:
             yield from _close(reservation, billed=False)
             raise
         tokens_in_, tokens_out, cost = self.cost_of(answer.calls)
-        yield from _close(reservation, billed=True, cost=cost)
+        kept = _kept_answer(answer, tokens_in_, tokens_out)
+        yield from _close(reservation, billed=True, cost=cost, result=kept)
         return Paid(
             answer=answer, tokens_in=tokens_in_, tokens_out=tokens_out, cost_usd=cost,
             latency_s=_since(started),
@@ -241,15 +257,15 @@ class Payer:
         }  # fmt: skip
         return merge_configs(config, extra)
 
-    def _reserve(self, thread: str, tokens_in: int) -> Call[Reservation]:
+    def _reserve(self, thread: str, tokens_in: int, key: str | None) -> Call[Reservation]:
         budget = self.budget
         if budget is None:  # pragma: no cover - callers check
             msg = "no budget configured"
             raise RuntimeError(msg)
         estimate = self.estimate(tokens_in)
         return Call(
-            lambda: budget.reserve(thread, estimate_usd=estimate),
-            lambda: budget.areserve(thread, estimate_usd=estimate),
+            lambda: budget.reserve(thread, estimate_usd=estimate, key=key),
+            lambda: budget.areserve(thread, estimate_usd=estimate, key=key),
         )
 
     def _guarded(self, call: Call[ExpertAnswer]) -> Call[ExpertAnswer]:
@@ -284,15 +300,50 @@ class Payer:
 
 
 def _close(
-    reservation: Reservation | None, *, billed: bool, cost: float | None = None
+    reservation: Reservation | None,
+    *,
+    billed: bool,
+    cost: float | None = None,
+    result: dict[str, Any] | None = None,
 ) -> Steps[None]:
     """Settle what was billed (an unknown cost keeps the estimate spent), else release."""
     if reservation is None:
         return
     if billed:
-        yield Call(lambda: reservation.settle(cost), lambda: reservation.asettle(cost))
+        yield Call(
+            lambda: reservation.settle(cost, result=result),
+            lambda: reservation.asettle(cost, result=result),
+        )
     else:
         yield Call(reservation.release, reservation.arelease)
+
+
+def _kept_answer(answer: ExpertAnswer, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    """What the ledger keeps of an answer, so a replayed step need not pay for it again."""
+    message = answer.message
+    return {
+        "text": answer.text,
+        "content": None if message is None else message.content,
+        "tool_calls": [] if message is None else [dict(call) for call in message.tool_calls],
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+    }
+
+
+def _paid_before(reservation: Reservation) -> Paid:
+    """The answer a replayed step already paid for, read back from the ledger."""
+    kept = reservation.settled_result or {}
+    message = None
+    if kept.get("content") is not None:
+        message = AIMessage(content=kept["content"], tool_calls=kept.get("tool_calls") or [])
+    answer = ExpertAnswer(text=str(kept.get("text", "")), message=message, calls=())
+    return Paid(
+        answer=answer,
+        tokens_in=int(kept.get("tokens_in", 0)),
+        tokens_out=int(kept.get("tokens_out", 0)),
+        cost_usd=reservation.settled_usd,
+        reused=True,
+    )
 
 
 def _describe(error: BaseException) -> str:

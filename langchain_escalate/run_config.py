@@ -43,3 +43,25 @@ def thread_id_of_runtime(runtime: object) -> str | None:
 def has_checkpointer(config: RunnableConfig | None) -> bool:
     """Whether the running graph has a checkpointer, so ``interrupt()`` can pause it."""
     return ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER) is not None
+
+
+def escalation_key(config: RunnableConfig | None, *parts: object) -> str | None:
+    """An idempotency key for one paid call of this graph task, stable across a replay.
+
+    LangGraph names each task by the checkpoint it runs from (``checkpoint_ns``
+    is ``node:task_id``, the task id derived from that checkpoint), so a step
+    replayed after a crash or an interrupt gets the same key, and the budget
+    hands back its own reservation, or the answer it already paid for.
+
+    Args:
+        config: The run config.
+        *parts: What tells this call apart within the task (firing, rung, step).
+
+    Returns:
+        The key; ``None`` outside a thread with a checkpointer.
+    """
+    configurable = (config or {}).get("configurable") or {}
+    thread, task = configurable.get("thread_id"), configurable.get("checkpoint_ns")
+    if thread is None or not task or configurable.get(CONFIG_KEY_CHECKPOINTER) is None:
+        return None
+    return ":".join(str(part) for part in (thread, task, *parts))

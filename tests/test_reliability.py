@@ -189,3 +189,37 @@ def test_help_without_the_in_step_loop_would_end_a_tools_condition_graph() -> No
     )  # fmt: skip
     finished = agent_graph(node).compile().invoke(user_input())
     assert finished["messages"][-1].content == "The 2023 total is 42 MEUR."
+
+
+class Crash(BaseException):
+    """The process dying between the strong model's answer and the step's checkpoint."""
+
+
+def test_a_replayed_step_reads_back_the_answer_it_already_paid_for(tmp_path: Any) -> None:
+    import sqlite3  # noqa: PLC0415
+
+    from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: PLC0415
+
+    def crash(_: list[Any]) -> AIMessage:
+        raise Crash
+
+    budget = Budget(max_escalations_per_thread=1, ledger=f"sqlite:///{tmp_path / 'ledger.db'}")
+    weak = weak_model([*(failing_call() for _ in range(3)), crash, "The 2023 total is 42 MEUR."])
+    strong = strong_model()
+    node = create_escalating_node(
+        weak, strong, tools=TOOLS, policy=ESCALATE_ONLY, budget=budget, prices=PRICES
+    )
+    saver = SqliteSaver(sqlite3.connect(tmp_path / "graph.db", check_same_thread=False))
+    graph = agent_graph(node).compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "r"}}
+
+    with pytest.raises(Crash):
+        graph.invoke(user_input(), config)
+    result = graph.invoke(None, config)  # the step runs again from its checkpoint
+
+    assert len(strong.calls) == 1  # paid once
+    assert result["messages"][-1].content == "The 2023 total is 42 MEUR."
+    (record,) = result["escalations"]
+    assert record["outcome"] == "advised"
+    assert "read back from the ledger" in record["reason"]
+    assert budget.escalations("r") == 1
