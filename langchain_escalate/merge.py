@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
 
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
-from langchain_escalate.detector.steps import strip_confidence
 from langchain_escalate.expert.briefing import (
     describe_call,
     is_help_message,
@@ -221,12 +220,3 @@ def _last_action(messages: Sequence[BaseMessage]) -> tuple[str | None, int, str]
             if rendered == last:
                 times += 1
     return last, times, result
-
-
-def without_confidence(reply: AIMessage) -> AIMessage:
-    """The reply without its final ``Confidence: x`` line, which is for the detector only."""
-    if isinstance(reply.content, str):
-        stripped = strip_confidence(reply.content)
-        if stripped != reply.content:
-            return reply.model_copy(update={"content": stripped})
-    return reply

@@ -38,13 +38,14 @@ from langgraph.config import get_config
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
+from langchain_escalate.confidence import without_verbalized as without_confidence
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.escalation import Escalator, Situation
 from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
 from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
-from langchain_escalate.merge import TAKEOVER_KEY, stamp, without_confidence
+from langchain_escalate.merge import TAKEOVER_KEY, stamp
 from langchain_escalate.progress import feed, load_progress, loop_span, takeover_in_progress
 from langchain_escalate.records import (
     ESCALATIONS_KEY,

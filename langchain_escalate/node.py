@@ -28,6 +28,7 @@ from langchain_escalate.confidence import (
     ConfidenceConfig,
     ConfidenceResult,
     ConfidenceScorer,
+    without_verbalized,
 )
 from langchain_escalate.cost import PRUNED_USAGE_KEY, PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
@@ -36,7 +37,6 @@ from langchain_escalate.errors import acall_with_retries, call_with_retries, cla
 from langchain_escalate.escalation import Escalator, Help, Situation, TakeoverSituation
 from langchain_escalate.expert.briefing import describe_call
 from langchain_escalate.expert.expert import Expert
-from langchain_escalate.merge import without_confidence
 from langchain_escalate.models import ModelRef
 from langchain_escalate.policy import EscalationPolicy
 from langchain_escalate.progress import (
@@ -521,7 +521,7 @@ class _EscalatingStep:
             verdict = replace(verdict, reason=f"{verdict.reason} Lowest source: {low}.")
         if not verdict.stuck:
             verdict = self._review(reply)
-        kept = without_confidence(reply)
+        kept = without_verbalized(reply)
         attempt = _Attempt(verdict=verdict, reply=kept, extra=extra)
         if verdict.stuck:
             # The stuck reply is not kept: the detector saw it, the state will not;
