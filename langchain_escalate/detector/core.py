@@ -222,7 +222,7 @@ class StuckDetector:
         if pending is None or call is None:
             return []  # answers no pending call: nothing to compare it with
         text = content_text(message.content)
-        error = message.status == "error" or text_is_error(text)
+        error = self._is_failure(message, text)
         if error and not pending.error:
             pending.error, pending.excerpt = True, shorten(text)
         elif pending.excerpt is None:
@@ -263,6 +263,15 @@ class StuckDetector:
             state.failures.reset()
 
         return held + self._alternate(pair, indices, pending.label)
+
+    def _is_failure(self, message: ToolMessage, text: str) -> bool:
+        """Ask the user's classifier first; ``None`` from it means the default decides."""
+        classify = self.config.is_failure
+        if classify is not None:
+            decided = classify(message)
+            if decided is not None:
+                return bool(decided)
+        return message.status == "error" or text_is_error(text)
 
     # Rules.
 

@@ -73,16 +73,28 @@ _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 _WHITE_SPACE = re.compile(r"\s+")
 
-_ERROR_PREFIX = re.compile(
-    # "Error: ...", "error: ...", "ERROR - ...", "Exception: ...", and LangGraph
-    # ToolNode's "Error executing tool ..." / "Error invoking tool ..." templates.
-    r"\A\s*(?:(?:error|exception|fatal)\s*:|(?:error|exception|fatal)\s+-\s"
-    r"|error (?:executing|invoking|calling|running)\b)"
+ERROR_HEAD = 512
+"""Characters at the start of a tool output that decide whether it *starts* as an error."""
+
+JSON_ERROR_LIMIT = 65_536
+"""Largest JSON tool output parsed for a top-level ``"error"`` key (bigger ones are content)."""
+
+_STARTS_AS_ERROR = re.compile(
+    # "Error: ...", "ERROR:\n...", "Exception: ...", "fatal: ...", "ERROR - ...", and LangGraph
+    # ToolNode's "Error: ... Please fix your mistakes." / "Error executing tool ..." templates.
+    r"\s*(?:(?:error|exception|fatal)\s{0,3}:|(?:error|exception|fatal)\s{1,3}-\s"
+    r"|error (?:executing|invoking|calling|running)\b"
     # A Python exception rendered by str() or repr(): "ValueError: ...", "KeyError('x')".
-    r"|\A\s*[A-Za-z_][\w.]*(?:Error|Exception)\s*[:(]",
+    r"|[A-Za-z_][\w.]{0,120}(?:Error|Exception)\s{0,3}[:(]"
+    # File editors (SWE-agent, OpenHands) that report a refused edit without an "ERROR:" line.
+    r"|no replacement was performed|invalid `\w{1,40}` parameter|parameter `\w{1,40}` is required)",
     re.IGNORECASE,
 )
-_TRACEBACK = "Traceback (most recent call last):"
+_SH_NOT_FOUND = re.compile(r"sh: \d+: \S{1,200}: not found\s*\Z")
+"""dash's form of "command not found": ``sh: 1: foo: not found``."""
+
+CONFIDENCE_LINE_LIMIT = 200
+"""Longest final line read as a ``Confidence: x`` line."""
 
 _CONFIDENCE_LINE = re.compile(
     r"^[\s*_>#-]*confidence[\s*_]*[:=][\s*_]*(?P<value>\d+(?:\.\d+)?|\.\d+)\s*(?P<percent>%)?[\s*_.]*$",
@@ -200,14 +212,20 @@ def action_label(calls: list[Call]) -> str:
 
 
 def is_error(message: ToolMessage) -> bool:
-    """Tell whether a tool message reports a failure.
+    r"""Tell whether a tool message reports a *tool failure*: the call did not do its job.
 
-    A tool message is an error when its ``status`` is ``"error"``, or its text
-    has a known error shape: a leading ``Error:`` (any case; LangGraph
-    ToolNode's ``"Error: ... Please fix your mistakes."`` and ``"Error
-    executing tool ..."``), a leading Python exception (``ValueError: ...``),
-    a Python traceback, or a JSON object with a non-empty top-level ``"error"``
-    (or ``"errors"``) key.
+    A tool failure is a ``status`` of ``"error"``, or an output that *starts*
+    as an error: ``Error:`` / ``ERROR:`` / ``Exception:`` / ``fatal:`` (any
+    case; LangGraph ToolNode's ``"Error: ... Please fix your mistakes."`` and
+    ``"Error executing tool ..."``), a Python exception (``ValueError: ...``),
+    a file editor's refusal (``No replacement was performed``, ``Invalid `path`
+    parameter``), a shell's ``command not found``, or a JSON object with a
+    non-empty top-level ``"error"`` (or ``"errors"``) key.
+
+    Content that merely *mentions* an error is not a failure: a traceback or a
+    failing test printed by a program the agent ran, a non-zero exit code, an
+    error word mid-text. That is the tool doing its job and reporting the
+    program's result.
 
     Args:
         message: The tool message.
@@ -219,7 +237,8 @@ def is_error(message: ToolMessage) -> bool:
         >>> from langchain_core.messages import ToolMessage
         >>> is_error(ToolMessage("Error: user not found", tool_call_id="1"))
         True
-        >>> is_error(ToolMessage('{"status": "failed", "retries": 2}', tool_call_id="1"))
+        >>> crash = "Traceback (most recent call last):\n  File \"repro.py\"\nValueError: boom"
+        >>> is_error(ToolMessage(crash, tool_call_id="1"))
         False
     """
     if message.status == "error":
@@ -228,15 +247,34 @@ def is_error(message: ToolMessage) -> bool:
 
 
 def text_is_error(text: str) -> bool:
-    """Tell whether a tool output's text has a known error shape (see ``is_error``)."""
-    if _ERROR_PREFIX.match(text) or _TRACEBACK in text:
+    """Tell whether a tool output's text starts as an error (see ``is_error``).
+
+    Reads at most the first ``ERROR_HEAD`` characters, and parses a JSON
+    object only up to ``JSON_ERROR_LIMIT`` characters: bounded work per output.
+    """
+    head = text[:ERROR_HEAD]
+    if _STARTS_AS_ERROR.match(head) or _command_not_found(head):
         return True
+    return _is_json_error(text)
+
+
+def _command_not_found(head: str) -> bool:
+    # The shell could not run the command at all: "bash: foo: command not found",
+    # "zsh: command not found: foo", "sh: 1: foo: not found". Only the first line:
+    # a script that prints the phrase later is content.
+    first_line = head.lstrip().partition("\n")[0]
+    return "command not found" in first_line or _SH_NOT_FOUND.match(first_line) is not None
+
+
+def _is_json_error(text: str) -> bool:
+    if len(text) > JSON_ERROR_LIMIT or '"error' not in text:
+        return False
     stripped = text.strip()
     if not stripped.startswith("{"):
         return False
     try:
         payload = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(payload, dict) and bool(payload.get("error") or payload.get("errors"))
 
@@ -305,6 +343,8 @@ def _confidence_line(text: str) -> tuple[float, int] | None:
     """Return the value of a final ``Confidence:`` line and where the line starts."""
     body = text.rstrip()
     start = body.rfind("\n") + 1
+    if len(body) - start > CONFIDENCE_LINE_LIMIT:
+        return None  # a long last line is prose, and the pattern need not scan it
     match = _CONFIDENCE_LINE.match(body[start:])
     if match is None:
         return None
