@@ -16,12 +16,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from pydantic import TypeAdapter, ValidationError
 
 from langchain_escalate.detector.config import RULES, DetectorConfig
+from langchain_escalate.detector.normalize import fingerprint
 from langchain_escalate.detector.steps import (
     action_key,
     action_label,
     calls_of,
     content_text,
-    normalize_text,
     read_confidence,
     short_hash,
     shorten,
@@ -228,8 +228,10 @@ class StuckDetector:
         elif pending.excerpt is None:
             pending.excerpt = shorten(text)
         # The call's own id may be echoed in its output; it differs on every attempt.
-        echoed = text.replace(message.tool_call_id, "<id>") if message.tool_call_id else text
-        call.answer = short_hash(("error\x00" if error else "\x00") + normalize_text(echoed))
+        seen = fingerprint(text)
+        if message.tool_call_id:
+            seen = seen.replace(message.tool_call_id, "<id>")
+        call.answer = short_hash(("error\x00" if error else "\x00") + seen)
         pending.tool_indices.append(index)
         if any(call.answer is None for call in pending.calls):
             return []
@@ -285,7 +287,7 @@ class StuckDetector:
 
     def _repeat_reply(self, text: str, index: int) -> list[_Held]:
         replies = self._state.same_reply
-        replies.extend(short_hash(normalize_text(text)), [index], f'"{shorten(text)}"')
+        replies.extend(short_hash(fingerprint(text)), [index], f'"{shorten(text)}"')
         if _reached(replies.length, self.config.monologue):
             reason = (
                 f"The model gave the same reply {replies.length} times in a row: {replies.note}."

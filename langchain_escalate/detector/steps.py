@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from langchain_escalate.detector.normalize import fingerprint, normalize_text  # noqa: F401 (re-exported: it lived here)
+
 if TYPE_CHECKING:
     from langchain_core.messages import AIMessage, ToolMessage
 
@@ -28,50 +30,6 @@ HASH_BYTES = 8
 LABEL_LIMIT = 80
 """Longest excerpt of an action or an observation kept for a verdict's reason."""
 
-_VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A date with a time of day (ISO 8601 and the common "2024-05-20 10:00:01" form).
-    (
-        re.compile(
-            r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
-            r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}:?\d{2}))?(?![\d:])"
-        ),
-        "<time>",
-    ),
-    # HTTP dates: "Sat, 28 Nov 2026 17:50:31 GMT".
-    (
-        re.compile(
-            r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} [A-Z][a-z]{2} \d{4} "
-            r"\d{2}:\d{2}:\d{2}(?: GMT)?\b"
-        ),
-        "<time>",
-    ),
-    # A time of day with fractional seconds is a clock reading, not data.
-    (re.compile(r"(?<![\d:])\d{1,2}:\d{2}:\d{2}[.,]\d+\b"), "<time>"),
-    (
-        re.compile(
-            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-        ),
-        "<uuid>",
-    ),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    # Long hex ids (request ids, hashes, trace ids) need a letter and a digit,
-    # so long plain numbers (amounts, card numbers) stay as they are.
-    (
-        re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}\b"),
-        "<hex>",
-    ),
-    # Timings: "12ms", "1.5s", "0.3 s", "took 3 seconds", "elapsed: 2 minutes".
-    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|µs|us|ns|s)\b"), "<duration>"),
-    (
-        re.compile(
-            r"\b(took|elapsed|latency|duration|in|after)(\s*:?\s*)\d+(?:\.\d+)?\s*"
-            r"(?:milliseconds?|seconds?|secs?|minutes?|mins?)\b",
-            re.IGNORECASE,
-        ),
-        r"\1\2<duration>",
-    ),
-)
-_WHITE_SPACE = re.compile(r"\s+")
 
 ERROR_HEAD = 512
 """Characters at the start of a tool output that decide whether it *starts* as an error."""
@@ -127,29 +85,6 @@ def short_hash(text: str) -> str:
     return hashlib.blake2b(
         text.encode("utf-8", "surrogatepass"), digest_size=HASH_BYTES
     ).hexdigest()
-
-
-def normalize_text(text: str) -> str:
-    """Remove what changes between identical attempts: volatile tokens and white-space runs.
-
-    Args:
-        text: A tool output or a reply.
-
-    Returns:
-        The text with timestamps, UUIDs, hex addresses and ids, and durations
-        replaced by placeholders, and white-space runs collapsed.
-
-    Example:
-        >>> normalize_text("ok  at 2026-11-28T17:50:31Z in 12ms")
-        'ok at <time> in <duration>'
-        >>> normalize_text("job 3f2a9c0e-1b2d-4c5e-8f90-a1b2c3d4e5f6 at 0x7f3a2c")
-        'job <uuid> at <hex>'
-        >>> normalize_text("status: running, 3 of 10 done")
-        'status: running, 3 of 10 done'
-    """
-    for pattern, placeholder in _VOLATILE:
-        text = pattern.sub(placeholder, text)
-    return _WHITE_SPACE.sub(" ", text).strip()
 
 
 def content_text(content: str | list[Any]) -> str:
@@ -334,9 +269,16 @@ def strip_confidence(text: str) -> str:
 
 
 def shorten(text: str, limit: int = LABEL_LIMIT) -> str:
-    """Collapse white space and cut ``text`` to ``limit`` characters (with an ellipsis)."""
-    text = _WHITE_SPACE.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Collapse white space and cut ``text`` to ``limit`` characters (with an ellipsis).
+
+    Reads only the start of ``text``: bounded work whatever its length.
+    """
+    start = 0 if text[:1].strip() else len(text) - len(text.lstrip())
+    head = text[start : start + limit * 4]
+    cut = " ".join(head.split())
+    if len(cut) <= limit and start + len(head) >= len(text.rstrip()):
+        return cut
+    return cut[: limit - 1] + "…"
 
 
 def _confidence_line(text: str) -> tuple[float, int] | None:
@@ -382,7 +324,7 @@ def _canonical_args(args: Any) -> str:
 
 def _normalize_values(value: Any) -> Any:
     if isinstance(value, str):
-        return normalize_text(value)
+        return fingerprint(value, exact_middle=True)
     if isinstance(value, dict):
         return {str(key): _normalize_values(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
