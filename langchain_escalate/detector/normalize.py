@@ -30,7 +30,7 @@ WINDOW = 2048
 """Characters normalized at each end of a long text; ``fingerprint`` summarizes the middle."""
 
 _SPOKEN_AFTER = re.compile(r"(?<![A-Za-z])(?i:took|elapsed|latency|duration|in|after)(?::|: | )\Z")
-"""Words after which a number with a spoken time unit is a measured duration (``took 3 seconds``)."""
+"""Words after which a number with a spoken unit is a measured duration (``took 3 seconds``)."""
 
 _VOLATILE = re.compile(
     # The first character is consumed by the class (the engine's fast skip), then the

@@ -30,6 +30,15 @@ HASH_BYTES = 8
 LABEL_LIMIT = 80
 """Longest excerpt of an action or an observation kept for a verdict's reason."""
 
+MAX_DEPTH = 32
+"""Nesting depth of tool-call arguments and content blocks compared; deeper parts are one token."""
+
+TOO_DEEP = "<nested too deep>"
+"""What stands for the parts of a value nested deeper than ``MAX_DEPTH``."""
+
+_INT_BITS = 1000
+"""Integers longer than this many bits are compared in hex (no 4300-digit limit, no overflow)."""
+
 
 ERROR_HEAD = 512
 """Characters at the start of a tool output that decide whether it *starts* as an error."""
@@ -306,7 +315,9 @@ def _logprob_confidence(logprobs: Any) -> float | None:
     ]
     if not numbers:
         return None
-    return _in_unit_range(math.exp(sum(numbers) / len(numbers)))
+    mean = sum(numbers) / len(numbers)
+    # A log-probability is at most 0; anything else is not one (and exp() of it may overflow).
+    return _in_unit_range(math.exp(mean)) if mean <= 0 else None
 
 
 def _in_unit_range(value: float) -> float | None:
@@ -314,45 +325,83 @@ def _in_unit_range(value: float) -> float | None:
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
-    # bool is an int subclass, and True is not a confidence.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # bool is an int subclass, and True is not a confidence; an int too large for a
+    # float is not one either (math.isfinite would raise on it).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return value.bit_length() <= _INT_BITS
+    return math.isfinite(value)
 
 
 def _canonical_args(args: Any) -> str:
     return _canonical_json(_normalize_values(args))
 
 
-def _normalize_values(value: Any) -> Any:
+def _normalize_values(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, str):
         return fingerprint(value, exact_middle=True)
     if isinstance(value, dict):
-        return {str(key): _normalize_values(item) for key, item in value.items()}
+        return {_key(key): _normalize_values(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_normalize_values(item) for item in value]
+        return [_normalize_values(item, depth + 1) for item in value]
     return value
 
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(
-        _plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        _plain(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_unknown,
     )
 
 
-def _plain(value: Any) -> Any:
-    # String keys (json cannot sort mixed key types) and sorted sets (a set's
-    # order changes between processes, and hashes must not).
+def _plain(value: Any, depth: int = 0) -> Any:
+    # String keys (json cannot sort mixed key types), sorted sets (a set's order
+    # changes between processes, and hashes must not), bounded depth (no
+    # RecursionError), and huge integers in hex (Python refuses to print more
+    # than 4300 decimal digits).
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {_key(key): _plain(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [_plain(item, depth + 1) for item in value]
     if isinstance(value, (set, frozenset)):
-        return sorted((_plain(item) for item in value), key=_canonical_json)
+        return sorted((_plain(item, depth + 1) for item in value), key=_canonical_json)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _INT_BITS:
+        return hex(value)
     return value
+
+
+def _key(key: Any) -> str:
+    plain = _plain(key, MAX_DEPTH)
+    return plain if isinstance(plain, str) else str(plain)
+
+
+def _unknown(value: Any) -> str:
+    # An object json cannot write: its str() when it has a useful one (a datetime),
+    # its type's name when str() itself fails.
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 (any user __str__ may raise; the name still identifies it)
+        return f"<{type(value).__name__}>"
 
 
 def _call_label(name: str, args: Any) -> str:
     if isinstance(args, dict):
-        rendered = ", ".join(f"{key}={_canonical_json(value)}" for key, value in args.items())
+        rendered = ", ".join(
+            f"{key}={_canonical_json(_label_value(value))}" for key, value in args.items()
+        )
     else:
         rendered = _canonical_json(args)
     return shorten(f"{name}({rendered})")
+
+
+def _label_value(value: Any) -> Any:
+    # A label shows LABEL_LIMIT characters: no need to serialize a 1 MB argument for it.
+    return value[: LABEL_LIMIT * 2] if isinstance(value, str) else value
