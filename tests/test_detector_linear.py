@@ -111,7 +111,7 @@ def test_observe_reads_a_bounded_part_of_a_1_mb_reply_and_argument(
 
 def _seconds(text: str) -> float:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):  # the best of five: a busy machine stalls single runs
         start = time.perf_counter()
         normalize_text(text)
         best = min(best, time.perf_counter() - start)
@@ -122,4 +122,4 @@ def _seconds(text: str) -> float:
 def test_normalize_text_is_linear_up_to_1_mb(make: Callable[[int], str]) -> None:
     small, large = _seconds(make(MB // 16)), _seconds(make(MB))
     # Linear: ~16x. Quadratic: ~256x. The bound leaves room for a busy machine.
-    assert large <= 80 * max(small, 1e-4)
+    assert large <= 80 * max(small, 1e-3)
