@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +157,29 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(
 ) -> None:
     code, _, err = scan(capsys, *([STUCK] * 25), "--format", "json")
     assert (code, err) == (0, "")
+
+
+def test_a_progress_bar_on_a_terminal_and_only_on_stderr() -> None:
+    leader, follower = pty.openpty()
+    process = subprocess.run(
+        [sys.executable, "-m", "langchain_escalate.cli", "scan", "--format", "json", *[STUCK] * 25],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        check=False,
+        timeout=120,
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert process.returncode == 0
+    assert len(process.stdout.splitlines()) == 25  # stdout stays clean JSON lines
+    assert all(json.loads(line)["stuck"] for line in process.stdout.splitlines())
+    assert b"scanning" in drawn

@@ -210,7 +210,11 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
     from rich.console import Console  # noqa: PLC0415 (only for a terminal)
     from rich.progress import Progress  # noqa: PLC0415
 
-    with Progress(transient=True, console=Console(stderr=True)) as progress:
+    # Live displays capture stdout by default; the results must stay on stdout.
+    console = Console(stderr=True)
+    with Progress(
+        transient=True, console=console, redirect_stdout=False, redirect_stderr=False
+    ) as progress:
         task = progress.add_task("scanning", total=total)
         yield lambda: progress.advance(task)
 
