@@ -161,7 +161,7 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(
 
 def test_a_progress_bar_on_a_terminal_and_only_on_stderr() -> None:
     leader, follower = pty.openpty()
-    process = subprocess.run(
+    process = subprocess.run(  # noqa: S603 - this interpreter, our own module
         [sys.executable, "-m", "langchain_escalate.cli", "scan", "--format", "json", *[STUCK] * 25],
         stdout=subprocess.PIPE,
         stderr=follower,
