@@ -6,9 +6,9 @@ built against it. Two checks, neither on wall-clock time alone:
 
 - ``observe()`` hands the patterns a bounded number of characters whatever
   the message's size (counted, so deterministic);
-- ``normalize_text`` (which reads its whole input) grows linearly: 16x the
-  input costs far less than the 256x a quadratic pattern would (a ratio of
-  two timings in the same process, with a generous bound).
+- ``normalize_text`` (which reads its whole input) grows linearly: 32x the
+  input costs far less than the ~1000x a quadratic pattern would (a ratio of
+  two best-of-five timings in the same process, with a 10x margin).
 """
 
 from __future__ import annotations
@@ -91,8 +91,9 @@ def test_observe_reads_a_bounded_part_of_a_1_mb_tool_output(
     scanned.clear()
     detector.observe(ToolMessage(make(MB), tool_call_id="c1"))
     assert scanned, "the patterns were not reached"
-    # The fingerprint's two windows, and the head read for an error shape (two patterns).
-    assert sum(scanned) <= 2 * WINDOW + 2 * steps.ERROR_HEAD
+    # The fingerprint's two windows (a digit check, then the volatile pass), and the
+    # head read for an error shape (two patterns).
+    assert sum(scanned) <= 2 * (2 * WINDOW) + 2 * steps.ERROR_HEAD
 
 
 @pytest.mark.parametrize("make", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
@@ -104,9 +105,10 @@ def test_observe_reads_a_bounded_part_of_a_1_mb_reply_and_argument(
     detector.observe(
         AIMessage("", tool_calls=[{"name": "run", "args": {"x": make(MB)}, "id": "c"}])
     )
-    # Per message: the fingerprint's two windows (and a confidence line of <= 200 characters).
+    # Per message: the fingerprint's two windows, each read by at most two patterns
+    # (and a confidence line of <= 200 characters).
     assert max(scanned) <= WINDOW
-    assert sum(scanned) <= 2 * (2 * WINDOW + 200)
+    assert sum(scanned) <= 2 * (2 * 2 * WINDOW + 200)
 
 
 def _seconds(text: str) -> float:
@@ -120,6 +122,7 @@ def _seconds(text: str) -> float:
 
 @pytest.mark.parametrize("make", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
 def test_normalize_text_is_linear_up_to_1_mb(make: Callable[[int], str]) -> None:
-    small, large = _seconds(make(MB // 16)), _seconds(make(MB))
-    # Linear: ~16x. Quadratic: ~256x. The bound leaves room for a busy machine.
-    assert large <= 80 * max(small, 1e-3)
+    small, large = _seconds(make(MB // 32)), _seconds(make(MB))
+    # Linear: ~32x. Quadratic: ~1000x (the old pattern: minutes). The bound leaves
+    # a 10x margin for a busy machine, where one slow run is common.
+    assert large <= 320 * max(small, 1e-3)

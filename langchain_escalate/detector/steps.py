@@ -335,19 +335,28 @@ def _is_number(value: Any) -> TypeGuard[float]:
 
 
 def _canonical_args(args: Any) -> str:
-    return _canonical_json(_normalize_values(args))
+    # _normalize_values already returns plain JSON data: dump it directly.
+    return json.dumps(
+        _normalize_values(args),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_unknown,
+    )
 
 
 def _normalize_values(value: Any, depth: int = 0) -> Any:
-    if depth > MAX_DEPTH:
-        return TOO_DEEP
+    # _plain's job (string keys, sorted sets, bounded depth, huge integers) plus
+    # normalized strings, in one walk.
     if isinstance(value, str):
         return fingerprint(value, exact_middle=True)
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
         return {_key(key): _normalize_values(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_normalize_values(item, depth + 1) for item in value]
-    return value
+    return _plain(value, depth)
 
 
 def _canonical_json(value: Any) -> str:
@@ -393,13 +402,18 @@ def _unknown(value: Any) -> str:
 
 
 def _call_label(name: str, args: Any) -> str:
-    if isinstance(args, dict):
-        rendered = ", ".join(
-            f"{key}={_canonical_json(_label_value(value))}" for key, value in args.items()
-        )
-    else:
-        rendered = _canonical_json(args)
-    return shorten(f"{name}({rendered})")
+    if not isinstance(args, dict):
+        return shorten(f"{name}({_canonical_json(_label_value(args))})")
+    rendered: list[str] = []
+    length = len(name)
+    for key, value in args.items():
+        if length > LABEL_LIMIT:
+            rendered.append("…")  # the label is cut at LABEL_LIMIT anyway
+            break
+        part = f"{key}={_canonical_json(_label_value(value))}"
+        rendered.append(part)
+        length += len(part) + 2
+    return shorten(f"{name}({', '.join(rendered)})")
 
 
 def _label_value(value: Any) -> Any:
