@@ -1,5 +1,4 @@
-# ruff: noqa
-"""The detector as it was before issues #9 and #11 (commit b721e31), kept as the benchmark's baseline.
+"""The detector as it was before issues #9 and #11 (commit b721e31): the benchmark's baseline.
 
 Unchanged except for its imports; not part of the package. ``benchmarks/detector.py``
 measures it beside the current detector in the same run.

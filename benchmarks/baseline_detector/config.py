@@ -1,5 +1,3 @@
-# ruff: noqa
-# mypy: ignore-errors
 """Thresholds of the stuck detector's rules."""
 
 from __future__ import annotations

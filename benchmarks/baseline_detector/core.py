@@ -1,5 +1,3 @@
-# ruff: noqa
-# mypy: ignore-errors
 """The stuck detector: reads a conversation one message at a time.
 
 Each rule keeps a window of the steps it needs (a run of like steps, a

@@ -1,5 +1,3 @@
-# ruff: noqa
-# mypy: ignore-errors
 """From messages to comparable steps: actions, observations, errors, confidence.
 
 Two attempts at the same thing rarely produce byte-identical messages: tool-call

@@ -1,5 +1,3 @@
-# ruff: noqa
-# mypy: ignore-errors
 """The detector's answer for one message."""
 
 from __future__ import annotations
