@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from langchain_escalate.detector.normalize import normalize_text
 from langchain_escalate.detector.steps import (
     action_key,
     calls_of,
     content_text,
-    normalize_text,
     read_confidence,
     short_hash,
     strip_confidence,
