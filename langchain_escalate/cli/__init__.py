@@ -12,12 +12,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from langchain_escalate.cli import config_commands, demo, scan
+from langchain_escalate.cli import config_commands, demo, mcp, scan
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SUBCOMMANDS = (demo, scan, config_commands)
+SUBCOMMANDS = (demo, scan, config_commands, mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:
