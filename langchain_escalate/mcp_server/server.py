@@ -24,7 +24,6 @@ from langchain_escalate.mcp_server.service import (
 )
 
 try:
-    from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult, TextContent
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     msg = (
@@ -32,6 +31,10 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         f"({error})"
     )
     raise ImportError(msg) from error
+try:
+    from mcp.server.mcpserver import MCPServer  # SDK 2.x
+except ImportError:  # pragma: no cover - SDK 1.x, where the same server is called FastMCP
+    from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[attr-defined,no-redef]
 
 if TYPE_CHECKING:
     import os
@@ -134,7 +137,7 @@ def _add_tools(server: MCPServer[Any], service: ExpertService) -> None:
             return result
         return CallToolResult(
             content=[TextContent(type="text", text=result.to_text())],
-            structured_content=result.to_dict(),
+            structuredContent=result.to_dict(),
         )
 
     async def check_stuck(
@@ -178,12 +181,12 @@ def _json_result(value: Any) -> CallToolResult:
     body = json.dumps(value, ensure_ascii=False)
     return CallToolResult(
         content=[TextContent(type="text", text=f"{text}\n{body}" if text else body)],
-        structured_content=value,
+        structuredContent=value,
     )
 
 
 def _error(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=text)], isError=True)
 
 
 def serve(server: MCPServer[Any], *, http_port: int | None = None, host: str = LOOPBACK) -> None:
@@ -198,6 +201,10 @@ def serve(server: MCPServer[Any], *, http_port: int | None = None, host: str = L
     """
     if http_port is None:
         server.run("stdio")
+    elif hasattr(server.settings, "port"):  # pragma: no cover - SDK 1.x reads them from settings
+        settings: Any = server.settings
+        settings.host, settings.port = host, http_port
+        server.run("streamable-http")
     else:
         server.run("streamable-http", host=host, port=http_port)
 

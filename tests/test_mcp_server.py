@@ -1,0 +1,320 @@
+"""The MCP server as a client sees it: a real subprocess, the official SDK's client, stdio and HTTP.
+
+The server runs ``tests/mcp_launcher.py`` (the public ``create_mcp_server`` and
+``serve`` with a scripted strong model that answers with the briefing it
+read). Assertions are about what a client relies on: the tools listed, the
+answers and their cost, threads that survive a restart, the records log,
+readable errors, and a server that keeps serving after each of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import TextContent
+
+from langchain_escalate.records import EscalationRecord
+from tests.mcp_launcher import ANSWER_HEADER, COST_PER_CALL, FAIL_MARK
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from mcp.types import CallToolResult
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCHER = REPO / "tests" / "mcp_launcher.py"
+
+pytestmark = pytest.mark.timeout(120)
+
+LOOPING = [
+    {"role": "user", "content": "Refund order 7"},
+    *[
+        message
+        for attempt in range(3)
+        for message in (
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"c{attempt}",
+                        "type": "function",
+                        "function": {"name": "refund", "arguments": '{"order": 7}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": f"c{attempt}", "content": "Error: gateway timeout"},
+        )
+    ],
+]
+
+
+class Paths:
+    """Where one test's server keeps its state, and what it may read."""
+
+    def __init__(self, root: Path) -> None:
+        self.workdir = root / "project"
+        self.workdir.mkdir()
+        self.records = root / "state" / "records.jsonl"
+        self.threads = root / "state" / "threads.db"
+        self.ledger = root / "state" / "ledger.db"
+        (root / "state").mkdir()
+
+    def args(self, *extra: str) -> list[str]:
+        return [
+            str(LAUNCHER),
+            "--records", str(self.records),
+            "--threads", str(self.threads),
+            "--workdir", str(self.workdir),
+            "--ledger", f"sqlite:///{self.ledger}",
+            *extra,
+        ]  # fmt: skip
+
+    def records_written(self) -> list[EscalationRecord]:
+        lines = self.records.read_text(encoding="utf-8").splitlines()
+        return [EscalationRecord.model_validate_json(line) for line in lines]
+
+
+def server_env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    return Paths(tmp_path)
+
+
+@asynccontextmanager
+async def stdio_session(paths: Paths, *extra: str) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(
+        command=sys.executable, args=paths.args(*extra), env=server_env(), cwd=paths.workdir
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+async def ask(session: ClientSession, **arguments: Any) -> CallToolResult:
+    return await session.call_tool("ask_expert", arguments)
+
+
+async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) -> None:
+    (paths.workdir / "invoices.py").write_text("def list_invoices():\n    return api.get('/v1')\n")
+    async with stdio_session(paths) as session:
+        listed = await session.list_tools()
+        assert {tool.name for tool in listed.tools} == {
+            "ask_expert",
+            "check_stuck",
+            "budget_status",
+        }
+
+        answered = await ask(
+            session,
+            question="Why does list_invoices return 404?",
+            context="I called it three times; each time 404.",
+            files=["invoices.py"],
+        )
+        assert not answered.is_error, text_of(answered)
+        text = text_of(answered)
+        # The expert read the question, the context and the file, whole.
+        assert text.startswith(ANSWER_HEADER)
+        assert "Why does list_invoices return 404?" in text
+        assert "each time 404" in text
+        assert "return api.get('/v1')" in text
+        # The answer says what it cost and which thread to follow up in.
+        data = answered.structured_content
+        assert data is not None
+        assert data["cost_usd"] == pytest.approx(COST_PER_CALL)
+        assert f"cost: ${COST_PER_CALL:.4f}" in text
+        assert f"thread_id: {data['thread_id']}" in text
+
+        stuck = await session.call_tool("check_stuck", {"transcript": LOOPING})
+        assert not stuck.is_error, text_of(stuck)
+        verdicts = stuck.structured_content
+        assert verdicts is not None
+        assert verdicts["stuck"] is True
+        assert verdicts["verdicts"][0]["rule"] == "repeated_action_error"
+        assert verdicts["first_stuck_index"] == 6
+        assert text_of(stuck).startswith("Stuck (repeated_action_error at message 6)")
+
+        status = await session.call_tool("budget_status", {"thread_id": data["thread_id"]})
+        assert not status.is_error, text_of(status)
+        limits = (status.structured_content or {})["limits"]
+        assert limits["max_escalations_per_thread"]["spent"] == 1
+        assert limits["max_escalations_per_thread"]["remaining"] == 2
+
+    records = paths.records_written()
+    assert [(r.outcome, r.thread_id) for r in records] == [("answered", data["thread_id"])]
+    assert records[0].cost_usd == pytest.approx(COST_PER_CALL)
+
+
+async def test_a_thread_continues_after_the_server_restarts(paths: Paths) -> None:
+    async with stdio_session(paths) as session:
+        first = await ask(session, question="Which endpoint lists invoices?", context="API v3")
+        assert not first.is_error, text_of(first)
+        thread = (first.structured_content or {})["thread_id"]
+
+    async with stdio_session(paths) as session:  # a new process
+        follow_up = await ask(session, question="And which one refunds them?", thread_id=thread)
+        assert not follow_up.is_error, text_of(follow_up)
+        data = follow_up.structured_content or {}
+        assert data["thread_id"] == thread
+        assert data["turn"] == 2
+        briefing = text_of(follow_up)
+        # The expert was briefed on the first question and its earlier answer.
+        assert "Which endpoint lists invoices?" in briefing
+        assert "API v3" in briefing
+        assert ANSWER_HEADER in briefing.split("\n", 1)[1]
+        assert "And which one refunds them?" in briefing
+
+        fresh = await ask(session, question="Unrelated question")
+        assert (fresh.structured_content or {})["turn"] == 1
+        assert "Which endpoint lists invoices?" not in text_of(fresh)
+
+    assert [r.thread_id for r in paths.records_written()] == [thread, thread, fresh_thread(fresh)]
+
+
+def fresh_thread(result: CallToolResult) -> str:
+    return str((result.structured_content or {})["thread_id"])
+
+
+async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Paths) -> None:
+    outside = paths.workdir.parent / "secrets.txt"
+    outside.write_text("password=hunter2")
+    (paths.workdir / "link.txt").symlink_to(outside)
+    (paths.workdir / "big.log").write_text("x" * 5_000)
+    async with stdio_session(paths, "--max-escalations", "2") as session:
+
+        async def refused(tool: str, arguments: dict[str, Any], expected: str) -> None:
+            result = await session.call_tool(tool, arguments)
+            assert result.is_error, f"{tool}({arguments}) was not refused"
+            assert expected in text_of(result)
+            # ... and the next call still works.
+            working = await session.call_tool("check_stuck", {"transcript": LOOPING[:1]})
+            assert not working.is_error, text_of(working)
+
+        # A malformed request: a required argument missing, a wrong type.
+        await refused("ask_expert", {"context": "no question"}, "question")
+        await refused("check_stuck", {"transcript": 42}, "transcript")
+        # A transcript over the cap (the launcher allows 50 messages), or unreadable.
+        await refused(
+            "check_stuck",
+            {"transcript": [{"role": "user", "content": "hi"}] * 51},
+            "51 messages, over the cap of 50",
+        )
+        await refused(
+            "check_stuck",
+            {"transcript": [{"role": "tool", "tool_call_id": "x", "content": "?"}]},
+            "message 0: tool message answers no open tool call",
+        )
+        # Paths escaping the working directory, by ../, by absolute path, by symlink.
+        for escape in ("../secrets.txt", str(outside), "link.txt"):
+            await refused(
+                "ask_expert",
+                {"question": "What is in it?", "files": [escape]},
+                "outside the working directory",
+            )
+        await refused(
+            "ask_expert",
+            {"question": "Why?", "files": ["big.log"]},
+            "over the cap of 2,000 bytes per file",
+        )
+        # The strong model fails: a readable error, nothing charged.
+        await refused(
+            "ask_expert", {"question": f"Please {FAIL_MARK}"}, "the strong model is down"
+        )
+        # The budget is spent: two answers in a thread, then a refusal.
+        first = await ask(session, question="One?")
+        thread = fresh_thread(first)
+        second = await ask(session, question="Two?", thread_id=thread)
+        assert not second.is_error, text_of(second)
+        await refused(
+            "ask_expert", {"question": "Three?", "thread_id": thread}, "ask_expert could not answer"
+        )
+        # Another thread still gets answers.
+        other = await ask(session, question="A new question")
+        assert not other.is_error, text_of(other)
+
+    outcomes = [record.outcome for record in paths.records_written()]
+    assert outcomes == ["expert_failed", "answered", "answered", "over_budget", "answered"]
+    assert "hunter2" not in paths.records.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_streamable_http_on_loopback(paths: Paths) -> None:
+    port = free_port()
+    env = {**os.environ, **server_env()}
+    process = subprocess.Popen(  # noqa: S603 - our own launcher
+        [sys.executable, *paths.args("--http", str(port))],
+        env=env,
+        cwd=paths.workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        wait_until_listening(port, process)
+        async with (
+            streamable_http_client(url) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            answered = await ask(session, question="Over HTTP?")
+            assert not answered.is_error, text_of(answered)
+            assert "Over HTTP?" in text_of(answered)
+            status = await session.call_tool("budget_status", {})
+            assert (status.structured_content or {})["limited"] is True
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert [r.outcome for r in paths.records_written()] == ["answered"]
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            pytest.fail(f"the HTTP server exited with {process.returncode}: {stderr}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.2)
+        else:
+            return
+    pytest.fail("the HTTP server did not start listening within 60 s")
+
+
+def test_records_are_one_record_dict_per_line(paths: Paths) -> None:
+    # `langchain-escalate report` reads this file: each line is EscalationRecord.to_dict().
+    from langchain_escalate.mcp_server.service import append_record  # noqa: PLC0415
+
+    record = EscalationRecord(
+        node="mcp", action="escalate", rule=None, reason="asked", outcome="answered"
+    )
+    append_record(paths.records, record)
+    append_record(paths.records, record)
+    lines = paths.records.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [record.to_dict(), record.to_dict()]
