@@ -29,7 +29,7 @@ from langchain_escalate.records import EscalationRecord
 from tests.mcp_launcher import ANSWER_HEADER, COST_PER_CALL, FAIL_MARK
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
     from mcp.types import CallToolResult
 
@@ -107,6 +107,19 @@ async def stdio_session(paths: Paths, *extra: str) -> AsyncIterator[ClientSessio
         yield session
 
 
+def is_error(result: CallToolResult) -> bool:
+    # SDK 2.x names the fields in snake case; 1.x as on the wire.
+    return bool(getattr(result, "is_error", None) or getattr(result, "isError", False))
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    value = getattr(result, "structured_content", None) or getattr(
+        result, "structuredContent", None
+    )
+    assert isinstance(value, dict), f"no structured content in {result}"
+    return value
+
+
 def text_of(result: CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
@@ -131,7 +144,7 @@ async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) 
             context="I called it three times; each time 404.",
             files=["invoices.py"],
         )
-        assert not answered.is_error, text_of(answered)
+        assert not is_error(answered), text_of(answered)
         text = text_of(answered)
         # The expert read the question, the context and the file, whole.
         assert text.startswith(ANSWER_HEADER)
@@ -139,24 +152,22 @@ async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) 
         assert "each time 404" in text
         assert "return api.get('/v1')" in text
         # The answer says what it cost and which thread to follow up in.
-        data = answered.structured_content
-        assert data is not None
+        data = structured(answered)
         assert data["cost_usd"] == pytest.approx(COST_PER_CALL)
         assert f"cost: ${COST_PER_CALL:.4f}" in text
         assert f"thread_id: {data['thread_id']}" in text
 
         stuck = await session.call_tool("check_stuck", {"transcript": LOOPING})
-        assert not stuck.is_error, text_of(stuck)
-        verdicts = stuck.structured_content
-        assert verdicts is not None
+        assert not is_error(stuck), text_of(stuck)
+        verdicts = structured(stuck)
         assert verdicts["stuck"] is True
         assert verdicts["verdicts"][0]["rule"] == "repeated_action_error"
         assert verdicts["first_stuck_index"] == 6
         assert text_of(stuck).startswith("Stuck (repeated_action_error at message 6)")
 
         status = await session.call_tool("budget_status", {"thread_id": data["thread_id"]})
-        assert not status.is_error, text_of(status)
-        limits = (status.structured_content or {})["limits"]
+        assert not is_error(status), text_of(status)
+        limits = structured(status)["limits"]
         assert limits["max_escalations_per_thread"]["spent"] == 1
         assert limits["max_escalations_per_thread"]["remaining"] == 2
 
@@ -168,13 +179,13 @@ async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) 
 async def test_a_thread_continues_after_the_server_restarts(paths: Paths) -> None:
     async with stdio_session(paths) as session:
         first = await ask(session, question="Which endpoint lists invoices?", context="API v3")
-        assert not first.is_error, text_of(first)
-        thread = (first.structured_content or {})["thread_id"]
+        assert not is_error(first), text_of(first)
+        thread = structured(first)["thread_id"]
 
     async with stdio_session(paths) as session:  # a new process
         follow_up = await ask(session, question="And which one refunds them?", thread_id=thread)
-        assert not follow_up.is_error, text_of(follow_up)
-        data = follow_up.structured_content or {}
+        assert not is_error(follow_up), text_of(follow_up)
+        data = structured(follow_up)
         assert data["thread_id"] == thread
         assert data["turn"] == 2
         briefing = text_of(follow_up)
@@ -185,14 +196,14 @@ async def test_a_thread_continues_after_the_server_restarts(paths: Paths) -> Non
         assert "And which one refunds them?" in briefing
 
         fresh = await ask(session, question="Unrelated question")
-        assert (fresh.structured_content or {})["turn"] == 1
+        assert structured(fresh)["turn"] == 1
         assert "Which endpoint lists invoices?" not in text_of(fresh)
 
     assert [r.thread_id for r in paths.records_written()] == [thread, thread, fresh_thread(fresh)]
 
 
 def fresh_thread(result: CallToolResult) -> str:
-    return str((result.structured_content or {})["thread_id"])
+    return str(structured(result)["thread_id"])
 
 
 async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Paths) -> None:
@@ -204,11 +215,11 @@ async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Pa
 
         async def refused(tool: str, arguments: dict[str, Any], expected: str) -> None:
             result = await session.call_tool(tool, arguments)
-            assert result.is_error, f"{tool}({arguments}) was not refused"
+            assert is_error(result), f"{tool}({arguments}) was not refused"
             assert expected in text_of(result)
             # ... and the next call still works.
             working = await session.call_tool("check_stuck", {"transcript": LOOPING[:1]})
-            assert not working.is_error, text_of(working)
+            assert not is_error(working), text_of(working)
 
         # A malformed request: a required argument missing, a wrong type.
         await refused("ask_expert", {"context": "no question"}, "question")
@@ -237,20 +248,18 @@ async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Pa
             "over the cap of 2,000 bytes per file",
         )
         # The strong model fails: a readable error, nothing charged.
-        await refused(
-            "ask_expert", {"question": f"Please {FAIL_MARK}"}, "the strong model is down"
-        )
+        await refused("ask_expert", {"question": f"Please {FAIL_MARK}"}, "the strong model is down")
         # The budget is spent: two answers in a thread, then a refusal.
         first = await ask(session, question="One?")
         thread = fresh_thread(first)
         second = await ask(session, question="Two?", thread_id=thread)
-        assert not second.is_error, text_of(second)
+        assert not is_error(second), text_of(second)
         await refused(
             "ask_expert", {"question": "Three?", "thread_id": thread}, "ask_expert could not answer"
         )
         # Another thread still gets answers.
         other = await ask(session, question="A new question")
-        assert not other.is_error, text_of(other)
+        assert not is_error(other), text_of(other)
 
     outcomes = [record.outcome for record in paths.records_written()]
     assert outcomes == ["expert_failed", "answered", "answered", "over_budget", "answered"]
@@ -263,32 +272,36 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_streamable_http_on_loopback(paths: Paths) -> None:
+@pytest.fixture
+def http_server(paths: Paths) -> Iterator[str]:
+    """The server on a free loopback port, as ``--http PORT`` runs it; yields its URL."""
     port = free_port()
-    env = {**os.environ, **server_env()}
     process = subprocess.Popen(  # noqa: S603 - our own launcher
         [sys.executable, *paths.args("--http", str(port))],
-        env=env,
+        env={**os.environ, **server_env()},
         cwd=paths.workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        url = f"http://127.0.0.1:{port}/mcp"
         wait_until_listening(port, process)
-        async with (
-            streamable_http_client(url) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            answered = await ask(session, question="Over HTTP?")
-            assert not answered.is_error, text_of(answered)
-            assert "Over HTTP?" in text_of(answered)
-            status = await session.call_tool("budget_status", {})
-            assert (status.structured_content or {})["limited"] is True
+        yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+async def test_streamable_http_on_loopback(paths: Paths, http_server: str) -> None:
+    async with (
+        streamable_http_client(http_server) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        answered = await ask(session, question="Over HTTP?")
+        assert not is_error(answered), text_of(answered)
+        assert "Over HTTP?" in text_of(answered)
+        status = await session.call_tool("budget_status", {})
+        assert structured(status)["limited"] is True
     assert [r.outcome for r in paths.records_written()] == ["answered"]
 
 
