@@ -20,7 +20,6 @@ from langchain_escalate.mcp_server.service import (
     DEFAULT_NODE,
     ExpertService,
     ExpertUnavailableError,
-    cost_text,
 )
 
 try:
@@ -146,7 +145,10 @@ def _add_tools(server: MCPServer[Any], service: ExpertService) -> None:
             Field(description="The conversation: a list of messages (or it as JSON/JSONL text)."),
         ],
     ) -> CallToolResult:
-        return _json_result(await _guarded(_async(service.check_stuck, transcript)))
+        try:
+            return _json_result(service.check_stuck(transcript))
+        except ToolInputError as error:
+            return _error(str(error))
 
     async def budget_status(
         thread_id: Annotated[
@@ -167,11 +169,8 @@ async def _guarded(call: Awaitable[Any]) -> Any:
     except ToolInputError as error:
         return _error(str(error))
     except ExpertUnavailableError as error:
-        return _error(f"{error} ({cost_text(error.record)}). Continue on your own.")
-
-
-async def _async(function: Any, *args: Any) -> Any:
-    return function(*args)
+        # The reservation was released: a refused or failed call leaves the budget as it was.
+        return _error(f"{error}; nothing was charged to the budget. Continue on your own.")
 
 
 def _json_result(value: Any) -> CallToolResult:
