@@ -74,3 +74,17 @@ def test_a_bad_config_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> None:
     assert done.stdout == ""  # stdout belongs to the protocol
     assert "models.strong" in done.stderr
     assert "needs a strong model" in done.stderr
+
+
+def test_without_a_config_it_says_where_it_looked(tmp_path: Path) -> None:
+    done = subprocess.run(  # noqa: S603 - our own command
+        command(),
+        capture_output=True,
+        text=True,
+        env={**server_env(), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"no --config given and no escalate.yaml in {tmp_path}" in done.stderr

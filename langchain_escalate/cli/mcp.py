@@ -8,12 +8,14 @@ everything this command says goes to stderr.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
 
 EXIT_BAD_INPUT = 2
+DEFAULT_CONFIG = "escalate.yaml"
 MISSING_SDK = (
     "langchain-escalate mcp: the MCP server needs the official MCP SDK; "
     "install it with: pip install 'langchain-escalate[mcp]'"
@@ -39,8 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--config",
         metavar="escalate.yaml",
-        required=True,
-        help="the config file: strong model, budget, prices, detector thresholds",
+        help=(
+            "the config file: strong model, budget, prices, detector thresholds "
+            f"(default: {DEFAULT_CONFIG} in the current directory)"
+        ),
     )
     parser.add_argument(
         "--node",
@@ -86,9 +90,18 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         sys.stderr.write(MISSING_SDK + "\n")
         return EXIT_BAD_INPUT
+    config = args.config
+    if config is None:
+        if not Path(DEFAULT_CONFIG).is_file():
+            sys.stderr.write(
+                f"langchain-escalate mcp: no --config given and no {DEFAULT_CONFIG} in "
+                f"{Path.cwd()}; the strong model and the budget come from it\n"
+            )
+            return EXIT_BAD_INPUT
+        config = DEFAULT_CONFIG
     try:
         service = server.service_from_config(
-            args.config,
+            config,
             args.node,
             records=args.records,
             threads=args.threads,
