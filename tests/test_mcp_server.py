@@ -331,3 +331,48 @@ def test_records_are_one_record_dict_per_line(paths: Paths) -> None:
     append_record(paths.records, record)
     lines = paths.records.read_text().splitlines()
     assert [json.loads(line) for line in lines] == [record.to_dict(), record.to_dict()]
+
+
+def test_a_line_that_is_not_json_rpc_does_not_stop_the_server(paths: Paths) -> None:
+    # Below the SDK client, which never sends one: raw lines on the server's stdin.
+    process = subprocess.Popen(  # noqa: S603 - our own launcher
+        [sys.executable, *paths.args()],
+        env={**os.environ, **server_env()},
+        cwd=paths.workdir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+
+    def send(line: str) -> None:
+        assert process.stdin is not None
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+
+    def call(number: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        params = {"name": name, "arguments": arguments}
+        send(json.dumps({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}))
+        assert process.stdout is not None
+        reply: dict[str, Any] = json.loads(process.stdout.readline())
+        assert reply["id"] == number
+        return reply
+
+    try:
+        client = {"name": "raw", "version": "0"}
+        hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client}
+        send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}))
+        assert "result" in json.loads(process.stdout.readline())
+        send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        send("this line is not JSON")
+        send('{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": ')
+        unknown = call(3, "no_such_tool", {})
+        assert "no_such_tool" in json.dumps(unknown)
+        working = call(4, "check_stuck", {"transcript": LOOPING})
+        assert working["result"]["isError"] is False
+        assert working["result"]["structuredContent"]["stuck"] is True
+    finally:
+        process.stdin.close()
+        process.wait(timeout=20)
