@@ -18,12 +18,12 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_escalate.records import RECORD_KEY, EscalationRecord
+from langchain_escalate.records import EscalationRecord, record_of
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -37,6 +37,7 @@ __all__ = [
     "cache_read_tokens_of",
     "cache_write_tokens_of",
     "ensure_offline_price_map",
+    "price_reply",
     "pruned_usage",
     "summarize_run",
     "usage_of",
@@ -66,12 +67,6 @@ A list of ``{"id", "model", "tokens_in", "tokens_out", "cache_read",
 message that summarizes the pruned loop; ``summarize_run`` counts them.
 """
 
-# Outcomes of an escalation record in which the strong model was never called.
-_UNPAID_OUTCOMES = frozenset({"over_budget", "skipped"})
-
-# Anthropic's raw usage splits a prompt into these; their sum is the prompt.
-_ANTHROPIC_PROMPT_KEYS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-
 _warned_models: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -83,17 +78,9 @@ class UnknownPriceWarning(UserWarning):
 def ensure_offline_price_map() -> None:
     """Make litellm use its bundled price map, never a network fetch.
 
-    litellm fetches its price map from GitHub when first imported unless
-    ``LITELLM_LOCAL_MODEL_COST_MAP`` is ``True``. This sets it, so it must run
-    before litellm's first import; every code path of this package that imports
-    litellm calls it first. Idempotent. A value the user set explicitly (for
-    example ``False`` to opt into the fetch) is kept.
-
-    Example:
-        >>> ensure_offline_price_map()
-        >>> import os
-        >>> os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] in {"True", "true", "False", "false"}
-        True
+    litellm fetches its price map when first imported unless
+    ``LITELLM_LOCAL_MODEL_COST_MAP`` is ``True``; every path of this package
+    that imports litellm calls this first. A value the user set is kept.
     """
     os.environ.setdefault(OFFLINE_PRICE_MAP_ENV, "True")
 
@@ -101,17 +88,9 @@ def ensure_offline_price_map() -> None:
 class ModelPrice(BaseModel):
     """The price of a model litellm does not know, in USD per million tokens.
 
-    Attributes:
-        input: USD per 1M prompt tokens.
-        output: USD per 1M completion tokens.
-        cache_read: USD per 1M prompt tokens read from the provider's prompt
-            cache; ``None`` (the default) charges them at ``input``, so a
-            missing cache price never under-states a cost.
-        cache_write: USD per 1M prompt tokens written to the provider's prompt
-            cache; ``None`` (the default) charges them at
-            ``CACHE_WRITE_DEFAULT_FACTOR`` (2) times ``input``, the highest
-            surcharge a provider publishes, so a missing cache-write price
-            never under-states a cost.
+    A missing ``cache_read`` price charges cache reads at ``input``, a missing
+    ``cache_write`` at ``CACHE_WRITE_DEFAULT_FACTOR`` times ``input``: a missing
+    price never under-states a cost.
 
     Example:
         >>> ModelPrice(input=0.15, output=0.60).output
@@ -141,19 +120,7 @@ class ModelPrice(BaseModel):
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> float:
-        """Return the USD cost of one call's tokens.
-
-        Args:
-            tokens_in: Prompt tokens, the cache reads and writes among them.
-            tokens_out: Completion tokens.
-            cache_read_tokens: How many of ``tokens_in`` were read from the
-                prompt cache; at most ``tokens_in`` of them count.
-            cache_write_tokens: How many of ``tokens_in`` were written to the
-                prompt cache; at most the prompt tokens that were not cache
-                reads count.
-
-        Returns:
-            The cost in USD.
+        """Return the USD cost of one call (cache reads and writes are among ``tokens_in``).
 
         Example:
             >>> ModelPrice(input=1.0, output=2.0, cache_read=0.1).cost_usd(
@@ -218,24 +185,15 @@ class PriceBook:
         """Return the USD cost of one call, or ``None`` when the price is unknown.
 
         Args:
-            model: A litellm model id (``"deepseek/deepseek-chat"``) or a
-                configured name.
-            tokens_in: Prompt tokens, cache reads and writes included
-                (LangChain's and OpenAI's convention).
+            model: A litellm model id (``"deepseek/deepseek-chat"``) or a configured name.
+            tokens_in: Prompt tokens, cache reads and writes included (LangChain's convention).
             tokens_out: Completion tokens.
-            cache_read_tokens: How many of ``tokens_in`` were read from the
-                provider's prompt cache (``cache_read_tokens_of(reply)``);
-                they are charged at the model's cache-read price. At most
-                ``tokens_in`` of them count.
-            cache_write_tokens: How many of ``tokens_in`` were written to the
-                provider's prompt cache (``cache_write_tokens_of(reply)``);
-                they are charged at the model's cache-write price. At most
-                the prompt tokens that were not cache reads count.
+            cache_read_tokens: How many of ``tokens_in`` were read from the prompt cache.
+            cache_write_tokens: How many of ``tokens_in`` were written to the prompt cache.
 
         Returns:
-            The cost in USD; ``None`` (with one ``UnknownPriceWarning`` per
-            model name per process) when neither the configuration nor
-            litellm's price map has the model.
+            The cost in USD; ``None`` (with one ``UnknownPriceWarning`` per model
+            per process) when neither the configuration nor litellm has the model.
 
         Example:
             >>> PriceBook().cost_usd("deepseek/deepseek-chat", 0, 0)
@@ -263,15 +221,10 @@ class PriceBook:
 
 
 def usage_of(message: BaseMessage) -> tuple[int, int]:
-    """Return a reply's tokens in and out; ``(0, 0)`` when it reports none.
+    """Return a reply's tokens in and out from LangChain's ``usage_metadata``; ``(0, 0)`` without.
 
-    Read from ``usage_metadata`` (LangChain's standard field), falling back to
-    the provider's raw usage in ``response_metadata["token_usage"]`` or
-    ``response_metadata["usage"]`` (OpenAI ``prompt_tokens`` /
-    ``completion_tokens`` or Anthropic ``input_tokens`` / ``output_tokens``).
-    Tokens in are every prompt token, cached ones included, as LangChain
-    counts them: Anthropic's raw ``input_tokens`` leaves out the tokens read
-    from or written to its cache, so those are added.
+    Every LangChain chat integration (``ChatLiteLLM`` included) fills
+    ``usage_metadata``; tokens in are every prompt token, cached ones included.
 
     Args:
         message: Any message; only ``AIMessage`` carries usage.
@@ -281,103 +234,52 @@ def usage_of(message: BaseMessage) -> tuple[int, int]:
 
     Example:
         >>> from langchain_core.messages import AIMessage
-        >>> raw = {"token_usage": {"prompt_tokens": 9, "completion_tokens": 2}}
-        >>> usage_of(AIMessage("hi", response_metadata=raw))
+        >>> usage = {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}
+        >>> usage_of(AIMessage("hi", usage_metadata=usage))
         (9, 2)
     """
-    if not isinstance(message, AIMessage):
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    if not usage:
         return (0, 0)
-    if message.usage_metadata:
-        return (
-            int(message.usage_metadata.get("input_tokens") or 0),
-            int(message.usage_metadata.get("output_tokens") or 0),
-        )
-    raw = _raw_usage(message)
-    if raw is None:
-        return (0, 0)
-    if "prompt_tokens" in raw:
-        tokens_in = int(raw["prompt_tokens"] or 0)
-    else:
-        tokens_in = sum(int(raw.get(key) or 0) for key in _ANTHROPIC_PROMPT_KEYS)
-    tokens_out = raw.get("completion_tokens", raw.get("output_tokens")) or 0
-    return (tokens_in, int(tokens_out))
+    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
 
 
 def cache_read_tokens_of(message: BaseMessage) -> int:
-    """Return how many of a reply's prompt tokens were read from the provider's prompt cache.
-
-    Read from ``usage_metadata["input_token_details"]["cache_read"]``
-    (LangChain's standard field), falling back to the provider's raw usage:
-    ``cache_read_input_tokens`` (Anthropic, litellm) or
-    ``prompt_tokens_details["cached_tokens"]`` (OpenAI). Pass it to
-    ``PriceBook.cost_usd(..., cache_read_tokens=...)``; ``usage_of`` counts
-    these tokens in its tokens in.
-
-    Args:
-        message: Any message; only ``AIMessage`` carries usage.
-
-    Returns:
-        The number of cache-read prompt tokens; ``0`` when the reply reports none.
-
-    Example:
-        >>> from langchain_core.messages import AIMessage
-        >>> usage = {"prompt_tokens": 30, "prompt_tokens_details": {"cached_tokens": 25}}
-        >>> cache_read_tokens_of(AIMessage("hi", response_metadata={"token_usage": usage}))
-        25
-    """
-    return _prompt_detail(
-        message, "cache_read", raw_key="cache_read_input_tokens", details_key="cached_tokens"
-    )
+    """Prompt tokens read from the provider's cache (``input_token_details["cache_read"]``)."""
+    return _input_detail(message, "cache_read")
 
 
 def cache_write_tokens_of(message: BaseMessage) -> int:
-    """Return how many of a reply's prompt tokens were written to the provider's prompt cache.
+    """Prompt tokens written to the provider's cache (``input_token_details["cache_creation"]``)."""
+    return _input_detail(message, "cache_creation")
 
-    Read from ``usage_metadata["input_token_details"]["cache_creation"]``
-    (LangChain's standard field), falling back to the provider's raw usage:
-    ``cache_creation_input_tokens`` (Anthropic, litellm) or
-    ``prompt_tokens_details["cache_creation_tokens"]`` (litellm). Pass it to
-    ``PriceBook.cost_usd(..., cache_write_tokens=...)``; ``usage_of`` counts
-    these tokens in its tokens in.
+
+def price_reply(prices: PriceBook, model: str, reply: BaseMessage) -> tuple[int, int, float | None]:
+    """Tokens in, tokens out and USD cost of one reply at ``model``'s prices.
 
     Args:
-        message: Any message; only ``AIMessage`` carries usage.
+        prices: The price book.
+        model: The model the reply is priced as.
+        reply: The reply.
 
     Returns:
-        The number of cache-write prompt tokens; ``0`` when the reply reports none.
-
-    Example:
-        >>> from langchain_core.messages import AIMessage
-        >>> usage = {"input_tokens": 3, "output_tokens": 1, "cache_creation_input_tokens": 40}
-        >>> cache_write_tokens_of(AIMessage("hi", response_metadata={"usage": usage}))
-        40
+        ``(tokens_in, tokens_out, cost_usd)``; the cost is ``None`` when the price is unknown.
     """
-    return _prompt_detail(
-        message,
-        "cache_creation",
-        raw_key="cache_creation_input_tokens",
-        details_key="cache_creation_tokens",
+    tokens_in, tokens_out = usage_of(reply)
+    cost = prices.cost_usd(
+        model,
+        tokens_in,
+        tokens_out,
+        cache_read_tokens=cache_read_tokens_of(reply),
+        cache_write_tokens=cache_write_tokens_of(reply),
     )
+    return tokens_in, tokens_out, cost
 
 
-def _prompt_detail(
-    message: BaseMessage, standard_key: str, *, raw_key: str, details_key: str
-) -> int:
-    """A count from LangChain's ``input_token_details``, else from the provider's raw usage."""
-    if not isinstance(message, AIMessage):
-        return 0
-    details = message.usage_metadata.get("input_token_details") if message.usage_metadata else None
-    count = details.get(standard_key) if details else None
-    if count is not None:
-        return int(count)
-    raw = _raw_usage(message)
-    if raw is None:
-        return 0
-    count = raw.get(raw_key)
-    prompt_details = raw.get("prompt_tokens_details")
-    if count is None and isinstance(prompt_details, Mapping):
-        count = prompt_details.get(details_key)
-    return int(count or 0)
+def _input_detail(message: BaseMessage, key: str) -> int:
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    details = usage.get("input_token_details") if usage else None
+    return int((details or {}).get(key) or 0)
 
 
 def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
@@ -426,14 +328,6 @@ def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
     return list(entries.values())
 
 
-def _raw_usage(message: AIMessage) -> Mapping[str, Any] | None:
-    for key in ("token_usage", "usage"):
-        raw = message.response_metadata.get(key)
-        if isinstance(raw, Mapping):
-            return raw
-    return None
-
-
 def _cache_within(
     cache_read_tokens: int, cache_write_tokens: int, tokens_in: int
 ) -> tuple[int, int]:
@@ -445,24 +339,10 @@ def _cache_within(
 
 
 class RunSummary(BaseModel):
-    """What a run cost, on each side, and what it would have cost on the strong model alone.
+    """What a run cost on each side, and what it would have cost on the strong model alone.
 
-    USD fields are ``None`` when a price needed for them is unknown. See
-    ``summarize_run`` for how each figure is computed.
-
-    Attributes:
-        weak_model: The weak model's id, as priced.
-        strong_model: The strong model's id, as priced.
-        weak_tokens_in: Prompt tokens of the weak model's replies.
-        weak_tokens_out: Completion tokens of the weak model's replies.
-        strong_tokens_in: Prompt tokens of the strong model (replies and briefings).
-        strong_tokens_out: Completion tokens of the strong model.
-        weak_usd: Cost of the weak model's tokens.
-        strong_usd: Cost of every escalation.
-        total_usd: ``weak_usd + strong_usd``.
-        all_strong_usd: Every token of the run at the strong model's prices.
-        saved_usd: ``all_strong_usd - total_usd``.
-        escalations: Escalations in which the strong model was called.
+    USD fields are ``None`` when a price they need is unknown; ``summarize_run``
+    and docs/cost.md say how each figure is computed.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -525,44 +405,22 @@ def summarize_run(
 ) -> RunSummary:
     """Summarize what a run cost on the weak model, on the strong one, and on the strong one alone.
 
-    How it is computed:
-
-    1. Each ``AIMessage`` is a strong-model reply when it carries an
-       ``EscalationRecord`` (``additional_kwargs[RECORD_KEY]``) or its
-       ``response_metadata["model_name"]`` is ``strong_model``; every other
-       ``AIMessage`` is a weak-model reply. Its tokens come from ``usage_of``,
-       its cache reads and writes from ``cache_read_tokens_of`` and
-       ``cache_write_tokens_of``. Replies a loop pruning removed from state
-       count too, from the usage the pruning's summary message carries
-       (``PRUNED_USAGE_KEY``; see ``pruned_usage``): strong when their model
-       is ``strong_model``, weak otherwise. A removed reply that is itself
-       among ``messages`` counts once, so the final state and every reply of
-       the run give the same summary.
-    2. Each reply is priced on its own (tiered prices depend on the call) at its
-       side's prices: ``weak_model``'s or ``strong_model``'s, cache reads and
-       writes at the side's cache-read and cache-write prices.
-    3. Escalation records (attached to messages or passed in ``records``, each
-       counted once by id) whose tokens are not in a message - a record on a
-       message reporting no usage, or not on a message at all, as an advise-mode
-       briefing - add their ``tokens_in``/``tokens_out`` to the strong side and
-       their ``cost_usd`` to ``strong_usd`` (priced from their tokens at
-       ``record.model`` or ``strong_model``, without cache reads or writes,
-       which a record does not keep, when ``cost_usd`` is missing).
-       Records whose strong call never happened (``over_budget``, ``skipped``)
-       and records of other rungs (nudge, human, stop) add nothing.
-    4. ``all_strong_usd`` prices every weak reply at the strong model's prices
-       and adds ``strong_usd``: all of the run's tokens on the strong model.
-       ``saved_usd = all_strong_usd - (weak_usd + strong_usd)``.
-    5. A side whose price is unknown while it has tokens is ``None``, and so is
-       every figure derived from it; a side without tokens costs ``0.0``.
+    An ``AIMessage`` is a strong reply when it carries an ``EscalationRecord``
+    or its ``model_name`` is ``strong_model``, else a weak one; each reply is
+    priced on its own at its side's prices. Replies a loop pruning removed
+    count from the usage their summary message carries (``PRUNED_USAGE_KEY``),
+    each once. Escalation records whose tokens are on no message (an advise
+    briefing) add their own tokens and cost; records of calls never made
+    (``over_budget``, ``skipped``) add nothing. ``all_strong_usd`` prices the
+    weak replies at the strong model's prices and adds ``strong_usd``. A side
+    with tokens and an unknown price is ``None``, and so is what derives from it.
 
     Args:
         messages: The run's messages, in any order.
         weak_model: The weak model's id, for pricing.
         strong_model: The strong model's id, for pricing and classification.
         prices: The price book.
-        records: Escalation records kept outside the messages (e.g. the
-            ``escalations`` state key), as records or dicts.
+        records: Records kept outside the messages (the ``escalations`` key).
 
     Returns:
         The ``RunSummary``.
@@ -570,169 +428,129 @@ def summarize_run(
     Example:
         >>> from langchain_core.messages import AIMessage
         >>> usage = {"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100}
-        >>> run = [AIMessage("done", usage_metadata=usage)]
-        >>> summary = summarize_run(
-        ...     run,
-        ...     weak_model="cheap",
-        ...     strong_model="smart",
-        ...     prices=PriceBook(
-        ...         {"cheap": {"input": 1, "output": 2}, "smart": {"input": 10, "output": 20}}
-        ...     ),
+        >>> book = PriceBook(
+        ...     {"cheap": {"input": 1, "output": 2}, "smart": {"input": 9, "output": 9}}
         ... )
-        >>> summary.weak_usd, summary.all_strong_usd, summary.saved_usd
-        (0.0012, 0.012, 0.0108)
+        >>> summary = summarize_run(
+        ...     [AIMessage("done", usage_metadata=usage)],
+        ...     weak_model="cheap", strong_model="smart", prices=book,
+        ... )
+        >>> summary.weak_usd, summary.all_strong_usd, round(summary.saved_usd, 6)
+        (0.0012, 0.0099, 0.0087)
     """
     messages = list(messages)
-    tally = _Tally(prices, weak_model=weak_model, strong_model=strong_model)
-    seen_records: set[str] = set()
-    # A pruned reply that is itself among the messages (a run's stream of
-    # replies) counts as that message, not again from a summary's copy.
-    tally.pruned_seen.update(m.id for m in messages if isinstance(m, AIMessage) and m.id)
+    tally = _Tally(prices, weak_model, strong_model)
+    tally.seen_replies.update(m.id for m in messages if isinstance(m, AIMessage) and m.id)
     for message in messages:
         tally.add_pruned(message.additional_kwargs.get(PRUNED_USAGE_KEY, []))
-        if not isinstance(message, AIMessage):
-            continue
-        usage = _Usage.of_reply(message)
-        record = _record_of(message)
-        is_strong = (
-            record is not None or message.response_metadata.get("model_name") == strong_model
-        )
-        if record is not None:
-            seen_records.add(record.id)
-            if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
-                tally.escalations += 1
-                if usage.tokens_in == usage.tokens_out == 0:
-                    tally.add_record(record)
-                    continue
-        tally.add_reply(usage, strong=is_strong)
+        if isinstance(message, AIMessage):
+            tally.add_reply(message)
     for raw in records:
-        record = raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
-        if record.id in seen_records:
-            continue
-        seen_records.add(record.id)
-        if record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES:
-            tally.escalations += 1
-            tally.add_record(record)
+        tally.add_record(
+            raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
+        )
     return tally.summary()
 
 
-class _Sum:
-    """A running USD sum that becomes unknown once a priced amount is unknown."""
-
-    def __init__(self) -> None:
-        self.value: float | None = 0.0
-
-    def add(self, amount: float | None, tokens: int) -> None:
-        if amount is None:
-            # An unknown price matters only when there was something to price.
-            if tokens:
-                self.value = None
-            return
-        if self.value is not None:
-            self.value += amount
-
-
-class _Usage(NamedTuple):
-    """One reply's tokens, as priced."""
-
-    tokens_in: int
-    tokens_out: int
-    cache_read: int
-    cache_write: int
-
-    @classmethod
-    def of_reply(cls, message: AIMessage) -> _Usage:
-        return cls(
-            *usage_of(message), cache_read_tokens_of(message), cache_write_tokens_of(message)
-        )
-
-    @classmethod
-    def of_entry(cls, entry: Mapping[str, Any]) -> _Usage:
-        return cls(*(int(entry.get(key) or 0) for key in cls._fields))
-
-    def cost_usd(self, prices: PriceBook, model: str) -> float | None:
-        return prices.cost_usd(
-            model,
-            self.tokens_in,
-            self.tokens_out,
-            cache_read_tokens=self.cache_read,
-            cache_write_tokens=self.cache_write,
-        )
+Usage = tuple[int, int, int, int]  # tokens in, tokens out, cache reads, cache writes
 
 
 class _Tally:
-    def __init__(self, prices: PriceBook, *, weak_model: str, strong_model: str) -> None:
-        self.prices = prices
-        self.weak_model = weak_model
-        self.strong_model = strong_model
-        self.weak_in = self.weak_out = self.strong_in = self.strong_out = 0
+    """Running sums of a run's two sides; a USD sum is ``None`` once a needed price is unknown."""
+
+    def __init__(self, prices: PriceBook, weak_model: str, strong_model: str) -> None:
+        self.prices, self.weak_model, self.strong_model = prices, weak_model, strong_model
+        self.tokens = {"weak": [0, 0], "strong": [0, 0]}
+        self.usd: dict[str, float | None] = {"weak": 0.0, "strong": 0.0, "weak_at_strong": 0.0}
         self.escalations = 0
-        self.weak_usd = _Sum()
-        self.strong_usd = _Sum()
-        self.weak_at_strong_usd = _Sum()
-        self.pruned_seen: set[str] = set()
+        self.seen_replies: set[str | None] = set()
+        self.seen_records: set[str] = set()
 
     def add_pruned(self, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Count the replies a pruning removed, each once however often it was carried."""
         for entry in entries:
-            if entry["id"] not in self.pruned_seen:
-                self.pruned_seen.add(entry["id"])
-                strong = entry.get("model") == self.strong_model
-                self.add_reply(_Usage.of_entry(entry), strong=strong)
+            if entry["id"] not in self.seen_replies:
+                self.seen_replies.add(entry["id"])
+                usage = tuple(int(entry.get(key) or 0) for key in _ENTRY_KEYS)
+                self._add(usage, strong=entry.get("model") == self.strong_model)  # type: ignore[arg-type]
 
-    def add_reply(self, usage: _Usage, *, strong: bool) -> None:
-        tokens = usage.tokens_in + usage.tokens_out
-        if strong:
-            self.strong_in += usage.tokens_in
-            self.strong_out += usage.tokens_out
-            self.strong_usd.add(usage.cost_usd(self.prices, self.strong_model), tokens)
+    def add_reply(self, message: AIMessage) -> None:
+        usage = (*usage_of(message), cache_read_tokens_of(message), cache_write_tokens_of(message))
+        record = record_of(message)
+        if record is not None and self._count(record) and usage[0] == usage[1] == 0:
+            self._add_record_cost(record)  # an advise briefing: its tokens are on the record
             return
-        self.weak_in += usage.tokens_in
-        self.weak_out += usage.tokens_out
-        self.weak_usd.add(usage.cost_usd(self.prices, self.weak_model), tokens)
-        # The counterfactual keeps the reply's cache reads and writes: the same
-        # prompts would have used the strong model's cache as they used the weak one's.
-        self.weak_at_strong_usd.add(usage.cost_usd(self.prices, self.strong_model), tokens)
+        strong = (
+            record is not None or message.response_metadata.get("model_name") == self.strong_model
+        )
+        self._add(usage, strong=strong)
 
     def add_record(self, record: EscalationRecord) -> None:
-        self.strong_in += record.tokens_in
-        self.strong_out += record.tokens_out
-        cost = record.cost_usd
-        if cost is None:
-            cost = self.prices.cost_usd(
-                record.model or self.strong_model, record.tokens_in, record.tokens_out
-            )
-        self.strong_usd.add(cost, record.tokens_in + record.tokens_out)
+        if record.id not in self.seen_records and self._count(record):
+            self._add_record_cost(record)
 
     def summary(self) -> RunSummary:
-        weak, strong = self.weak_usd.value, self.strong_usd.value
-        total = None if weak is None or strong is None else weak + strong
-        weak_at_strong = self.weak_at_strong_usd.value
-        all_strong = None if weak_at_strong is None or strong is None else weak_at_strong + strong
-        saved = None if all_strong is None or total is None else all_strong - total
+        weak, strong = self.usd["weak"], self.usd["strong"]
+        total, all_strong = _sum(weak, strong), _sum(self.usd["weak_at_strong"], strong)
         return RunSummary(
             weak_model=self.weak_model,
             strong_model=self.strong_model,
-            weak_tokens_in=self.weak_in,
-            weak_tokens_out=self.weak_out,
-            strong_tokens_in=self.strong_in,
-            strong_tokens_out=self.strong_out,
+            weak_tokens_in=self.tokens["weak"][0],
+            weak_tokens_out=self.tokens["weak"][1],
+            strong_tokens_in=self.tokens["strong"][0],
+            strong_tokens_out=self.tokens["strong"][1],
             weak_usd=weak,
             strong_usd=strong,
             total_usd=total,
             all_strong_usd=all_strong,
-            saved_usd=saved,
+            saved_usd=None if all_strong is None or total is None else all_strong - total,
             escalations=self.escalations,
         )
 
+    def _count(self, record: EscalationRecord) -> bool:
+        """Note the record once; whether it is an escalation whose strong call was made."""
+        self.seen_records.add(record.id)
+        if record.strong_called:
+            self.escalations += 1
+        return record.strong_called
 
-def _record_of(message: AIMessage) -> EscalationRecord | None:
-    raw = message.additional_kwargs.get(RECORD_KEY)
-    if raw is None:
-        return None
-    if isinstance(raw, EscalationRecord):
-        return raw
-    return EscalationRecord.model_validate(raw)
+    def _add(self, usage: Usage, *, strong: bool) -> None:
+        tokens_in, tokens_out, read, written = usage
+        side = "strong" if strong else "weak"
+        self.tokens[side][0] += tokens_in
+        self.tokens[side][1] += tokens_out
+        # The counterfactual keeps the weak reply's cache reads and writes.
+        sums = [("strong", self.strong_model)] if strong else [
+            ("weak", self.weak_model), ("weak_at_strong", self.strong_model)
+        ]  # fmt: skip
+        for key, model in sums:
+            cost = self.prices.cost_usd(
+                model, tokens_in, tokens_out, cache_read_tokens=read, cache_write_tokens=written
+            )
+            self.usd[key] = _plus(self.usd[key], cost, tokens_in + tokens_out)
+
+    def _add_record_cost(self, record: EscalationRecord) -> None:
+        cost = record.cost_usd
+        if cost is None:
+            model = record.model or self.strong_model
+            cost = self.prices.cost_usd(model, record.tokens_in, record.tokens_out)
+        self.tokens["strong"][0] += record.tokens_in
+        self.tokens["strong"][1] += record.tokens_out
+        tokens = record.tokens_in + record.tokens_out
+        self.usd["strong"] = _plus(self.usd["strong"], cost, tokens)
+
+
+_ENTRY_KEYS = ("tokens_in", "tokens_out", "cache_read", "cache_write")
+
+
+def _plus(total: float | None, amount: float | None, tokens: int) -> float | None:
+    """Add ``amount``; an unknown price makes the total unknown only when it priced tokens."""
+    if amount is None:
+        return None if tokens else total
+    return None if total is None else total + amount
+
+
+def _sum(left: float | None, right: float | None) -> float | None:
+    return None if left is None or right is None else left + right
 
 
 def _litellm_cost(

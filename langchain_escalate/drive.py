@@ -45,8 +45,9 @@ def run_sync(steps: Steps[T]) -> T:
     """Drive ``steps`` to its result, performing each ``Call`` synchronously.
 
     An exception raised by a call is thrown back into the logic, which decides
-    what it means. ``GraphBubbleUp`` (interrupts, parent commands) is thrown
-    in too, so the logic can release what it holds; every handler re-raises it.
+    what it means. ``GraphBubbleUp`` (interrupts, parent commands) and
+    ``BaseException`` (``KeyboardInterrupt``, task cancellation) are thrown in
+    too, so the logic can release what it holds before they go on.
 
     Args:
         steps: The logic.
@@ -55,7 +56,7 @@ def run_sync(steps: Steps[T]) -> T:
         What the logic returns.
     """
     value: Any = None
-    error: Exception | None = None
+    error: BaseException | None = None
     while True:
         try:
             call = steps.throw(error) if error is not None else steps.send(value)
@@ -64,14 +65,14 @@ def run_sync(steps: Steps[T]) -> T:
             return result
         try:
             value, error = call.run(), None
-        except Exception as exc:  # noqa: BLE001 - handed to the logic, which records or re-raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the logic, which re-raises it
             value, error = None, exc
 
 
 async def run_async(steps: Steps[T]) -> T:
     """Async twin of ``run_sync``: each ``Call`` is awaited."""
     value: Any = None
-    error: Exception | None = None
+    error: BaseException | None = None
     while True:
         try:
             call = steps.throw(error) if error is not None else steps.send(value)
@@ -80,5 +81,5 @@ async def run_async(steps: Steps[T]) -> T:
             return result
         try:
             value, error = await call.arun(), None
-        except Exception as exc:  # noqa: BLE001 - handed to the logic, which records or re-raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the logic, which re-raises it
             value, error = None, exc

@@ -7,11 +7,11 @@ survive in plain ``MessagesState`` and in any checkpointer.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
 
+from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector.steps import strip_confidence
 from langchain_escalate.expert.briefing import (
     describe_call,
@@ -19,17 +19,13 @@ from langchain_escalate.expert.briefing import (
     truncate_middle,
     turn_start,
 )
-from langchain_escalate.records import RECORD_KEY, EscalationRecord
+from langchain_escalate.records import ATTEMPTS_KEY, RECORD_KEY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from langchain_escalate.detector.verdict import Verdict
-
-logger = logging.getLogger("langchain_escalate")
-
-ATTEMPTS_KEY = "escalation_attempts"
-"""``additional_kwargs`` key: records of rungs that could not run before this message's rung."""
+    from langchain_escalate.records import EscalationRecord
 
 LADDER_KEY = "escalation_ladder"
 """``additional_kwargs`` key: ``{"fired": n}``, firings answered so far in the turn."""
@@ -39,9 +35,6 @@ TAKEOVER_KEY = "escalation_takeover"
 
 The opening step (``step`` 0) also carries the ``"briefing"`` the later steps re-read.
 """
-
-STREAM_KEY = "escalation"
-"""Key of the custom stream event: ``{"escalation": record_dict}``."""
 
 _NUDGE_LOOKBACK = 60  # messages read to name a loop in a nudge
 
@@ -123,6 +116,40 @@ def prune_loop(
     return [RemoveMessage(id=str(m.id)) for m in doomed], summary
 
 
+def prune_with_usage(
+    messages: Sequence[BaseMessage],
+    loop_messages: int,
+    dropped_usage: Sequence[Mapping[str, Any]] = (),
+    *,
+    prune: bool,
+) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
+    """The removals, the summary line, and the ``additional_kwargs`` of the first message added.
+
+    With ``prune`` false nothing is removed (a nudge, a stop), but the usage
+    of the replies the host dropped is carried all the same: what removed and
+    dropped replies cost stays in state, so a run summary of it counts them.
+
+    Args:
+        messages: The conversation.
+        loop_messages: Trailing messages of the loop.
+        dropped_usage: ``pruned_usage`` entries of replies the host dropped.
+        prune: Whether to remove the loop.
+
+    Returns:
+        ``(removals, summary, additional_kwargs)``.
+    """
+    removals: list[RemoveMessage] = []
+    summary = ""
+    if prune and loop_messages > 0:
+        removals, summary = prune_loop(messages, loop_messages)
+    removed = {removal.id for removal in removals}
+    usage = {
+        str(entry["id"]): dict(entry)
+        for entry in [*pruned_usage(m for m in messages if m.id in removed), *dropped_usage]
+    }
+    return removals, summary, {PRUNED_USAGE_KEY: list(usage.values())} if usage else {}
+
+
 def trailing_span(
     messages: Sequence[BaseMessage], observed: int, *, seen: Callable[[int], bool]
 ) -> int:
@@ -149,49 +176,6 @@ def trailing_span(
             if count >= observed:
                 return len(messages) - position
     return len(messages)
-
-
-def record_of(message: BaseMessage) -> EscalationRecord | None:
-    """The ``EscalationRecord`` a message carries, if any."""
-    raw = message.additional_kwargs.get(RECORD_KEY)
-    if raw is None:
-        return None
-    return raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
-
-
-def records_of(message: BaseMessage) -> list[dict[str, Any]]:
-    """Every record dict a message carries: the rungs that could not run, then its own."""
-    found = [dict(r) for r in message.additional_kwargs.get(ATTEMPTS_KEY, [])]
-    own = message.additional_kwargs.get(RECORD_KEY)
-    if own is not None:
-        found.append(dict(own))
-    return found
-
-
-def emit_record(record: EscalationRecord) -> None:
-    """Log a record and emit it as a custom stream event (``{"escalation": record_dict}``).
-
-    Outside a LangGraph run there is no stream; the record is only logged.
-
-    Args:
-        record: The record.
-    """
-    logger.info(
-        "node %r: %s (%s) on %s: %s; cost %s",
-        record.node,
-        record.action,
-        record.outcome,
-        record.rule,
-        record.reason,
-        "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}",
-    )
-    from langgraph.config import get_stream_writer  # noqa: PLC0415 - only inside a graph run
-
-    try:
-        writer = get_stream_writer()
-    except (RuntimeError, KeyError):  # not inside a graph run: nothing to stream to
-        return
-    writer({STREAM_KEY: record.to_dict()})
 
 
 def stamp(

@@ -12,7 +12,8 @@ ladder and modes as the escalating node, through the same engine
   person is asked through ``interrupt()``, or the run ends (``jump_to="end"``).
 - ``wrap_model_call`` runs the ``takeover`` steps: the request goes to the
   strong model (``request.override(model=...)``) with the agent's own system
-  prompt and tools, under the budget.
+  prompt and tools, under the budget. The steps are marked like the node's
+  (``merge.TAKEOVER_KEY``) and continued the same way (``takeover_in_progress``).
 - ``after_model`` checks a final reply (no tool calls) for the reply rules
   (low confidence, monologue) and sends the agent back to the model when it
   is stuck, instead of letting the run end on a doubtful answer.
@@ -32,17 +33,19 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
     hook_config,
 )
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
 from langgraph.config import get_config
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
-from langchain_escalate.escalation import Call, Escalator, Situation, Steps, run_async, run_sync
+from langchain_escalate.drive import Call, Steps, run_async, run_sync
+from langchain_escalate.escalation import Escalator, Situation
 from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
-from langchain_escalate.merge import without_confidence
-from langchain_escalate.progress import feed, load_progress, loop_span
+from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
+from langchain_escalate.merge import TAKEOVER_KEY, stamp, without_confidence
+from langchain_escalate.progress import feed, load_progress, loop_span, takeover_in_progress
 from langchain_escalate.records import (
     ESCALATIONS_KEY,
     PROGRESS_KEY,
@@ -53,7 +56,7 @@ from langchain_escalate.records import (
 from langchain_escalate.run_config import has_checkpointer, thread_id_of, thread_id_of_runtime
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping
 
     from langchain_core.runnables import RunnableConfig
     from langgraph.runtime import Runtime
@@ -64,9 +67,6 @@ if TYPE_CHECKING:
     from langchain_escalate.policy import EscalationPolicy
     from langchain_escalate.progress import Progress
     from langchain_escalate.records import EscalationRecord
-
-TAKEOVER_FIELD = "takeover"
-"""Entry of this middleware's progress that holds a takeover in progress."""
 
 DROPPED_FIELD = "dropped_usage"
 """Key of a pending verdict (or takeover) holding the usage of the stuck reply it answers."""
@@ -202,13 +202,9 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             loop = int(pending.get("loop", 0))
             start_rung = pending.get("rung")
             dropped = list(pending.get(DROPPED_FIELD, []))
-        extra = _takeover_entry(saved)
-        if _new_turn(messages, start):
-            extra.pop(TAKEOVER_FIELD, None)  # a person spoke: the agent's own model has the turn
         if not verdict.stuck:
-            return self._progress_update(progress, extra, saved)
-        escalator = self._escalator
-        help_ = yield from escalator.steps(
+            return self._progress_update(progress, saved)
+        help_ = yield from self._escalator.steps(
             Situation(
                 verdict=verdict,
                 messages=messages,
@@ -223,23 +219,21 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             )
         )
         if help_.host_takeover:
-            extra[TAKEOVER_FIELD] = {
+            # wrap_model_call takes the first step; no message carries the dropped usage yet.
+            progress.pending = {
                 "verdict": verdict.to_dict(),
-                "rung": _escalate_rung(escalator.policy.ladder, start_rung, progress.fired),
-                "step": 0,
-                "steps": escalator.policy.takeover_steps + 1,
-                # No message was added to carry it: the takeover's first step will.
+                "rung": _escalate_rung(self._escalator, start_rung, progress.fired),
+                "takeover": True,
                 DROPPED_FIELD: dropped,
             }
-        progress.fired += 1
-        progress.detector.clear()
+        progress.answered()
         added = _with_ids(help_.messages)
         if added:
             progress.last_id = added[-1].id
         update: dict[str, Any] = {
             "messages": [*help_.removals, *added],
             ESCALATIONS_KEY: [record.to_dict() for record in help_.records],
-            PROGRESS_KEY: {self._name: {**progress.to_dict(), **extra}},
+            PROGRESS_KEY: {self._name: progress.to_dict()},
         }
         if help_.stopped:
             update["jump_to"] = "end"
@@ -266,7 +260,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(lambda: handler(req), _sync_only)
 
-        return run_sync(self._model_call(request, call))
+        return run_sync(_model_call(self._escalator, self._name, request, call))
 
     async def awrap_model_call(
         self,
@@ -278,63 +272,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(_async_only, lambda: handler(req))
 
-        return await run_async(self._model_call(request, call))
-
-    def _model_call(
-        self,
-        request: ModelRequest[Any],
-        call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
-    ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
-        saved = self._saved(request.state)
-        takeover = saved.get(TAKEOVER_FIELD)
-        if not takeover:
-            response: ModelResponse[Any] = yield call(request)
-            return response
-        escalator = self._escalator
-        strong_request = request.override(model=escalator.expert_model())
-        step = int(takeover["step"])
-        steps = int(takeover["steps"])
-        verdict = Verdict(**takeover["verdict"])
-        responses: list[ModelResponse[Any]] = []
-        reply, records = yield from escalator.paid_steps(
-            _kept(call(strong_request), responses),
-            verdict=verdict,
-            thread_id=thread_id_of_runtime(request.runtime),
-            estimate_tokens_in=_request_tokens(request),
-            reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
-        )
-        finished = reply is None or not reply.tool_calls or step + 1 >= steps
-        dropped = takeover.get(DROPPED_FIELD) or []
-        # The first step carries the dropped usage; the later ones must not again.
-        later = {k: v for k, v in takeover.items() if k != DROPPED_FIELD} | {"step": step + 1}
-        entry = {**saved, TAKEOVER_FIELD: None if finished else later}
-        if reply is None and step == 0:
-            # The takeover could not start (budget refused, strong model failed): like any
-            # rung that cannot run, the ladder moves down, from before_model's next run.
-            result = ModelResponse(result=[_could_not_take_over(records[-1])])
-            entry["pending"] = {
-                "verdict": takeover["verdict"],
-                "rung": int(takeover["rung"]) + 1,
-                DROPPED_FIELD: dropped,
-            }
-        elif reply is None:
-            # A later step could not run: the agent's own model takes back, as in the node.
-            weak: ModelResponse[Any] = yield call(request)
-            result = weak
-        else:
-            if dropped:
-                reply.additional_kwargs[PRUNED_USAGE_KEY] = dropped
-            # The stamped reply replaces the raw one; a structured response is kept.
-            strong = responses[-1]
-            others = [m for m in strong.result if not isinstance(m, AIMessage)]
-            result = ModelResponse(
-                result=[reply, *others], structured_response=strong.structured_response
-            )
-        update: dict[str, Any] = {
-            PROGRESS_KEY: {self._name: entry},
-            ESCALATIONS_KEY: [record.to_dict() for record in records],
-        }
-        return ExtendedModelResponse(model_response=result, command=Command(update=update))
+        return await run_async(_model_call(self._escalator, self._name, request, call))
 
     # -- after the model call: a final reply may be stuck too --------------------
 
@@ -363,11 +301,10 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if is_help_message(reply):
             # A takeover that could not start left a rung pending: run it before the end.
             return {"jump_to": "model"} if saved.get("pending") else None
-        extra = _takeover_entry(saved)
         progress, start = load_progress(saved, messages, self._detector)
         verdict, _ = feed(progress, messages, start)
         if not verdict.stuck:
-            update = self._progress_update(progress, extra, saved) or {}
+            update = self._progress_update(progress, saved) or {}
             stripped = without_confidence(reply)
             if stripped is not reply:
                 update["messages"] = [stripped]
@@ -383,7 +320,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         progress.last_id = messages[-2].id if len(messages) > 1 else None
         return {
             "messages": [RemoveMessage(id=str(reply.id))],
-            PROGRESS_KEY: {self._name: {**progress.to_dict(), **extra}},
+            PROGRESS_KEY: {self._name: progress.to_dict()},
             "jump_to": "model",
         }
 
@@ -396,26 +333,81 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     # -- helpers -----------------------------------------------------------------
 
     def _saved(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        progress = state.get(PROGRESS_KEY) or {}
-        return dict(progress.get(self._name) or {})
+        return _saved(state, self._name)
 
     def _progress_update(
-        self, progress: Progress, extra: dict[str, Any], saved: Mapping[str, Any]
+        self, progress: Progress, saved: Mapping[str, Any]
     ) -> dict[str, Any] | None:
-        current = {**progress.to_dict(), **extra}
+        current = progress.to_dict()
         if current == dict(saved):
             return None
         return {PROGRESS_KEY: {self._name: current}}
 
 
-def _takeover_entry(saved: Mapping[str, Any]) -> dict[str, Any]:
-    """The takeover entry of saved progress (kept beside ``Progress``), or ``{}``."""
-    return {TAKEOVER_FIELD: saved[TAKEOVER_FIELD]} if saved.get(TAKEOVER_FIELD) else {}
+def _model_call(
+    escalator: Escalator,
+    name: str,
+    request: ModelRequest[Any],
+    call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
+    """The agent's model call, or the strong model's while a takeover lasts."""
+    saved = _saved(request.state, name)
+    pending = saved.get("pending") or {}
+    starting = bool(pending.get("takeover"))
+    going = None if starting else takeover_in_progress(request.messages)
+    if not starting and going is None:
+        response: ModelResponse[Any] = yield call(request)
+        return response
+    steps = escalator.policy.takeover_steps + 1
+    step = 0 if going is None else going.step
+    verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
+    responses: list[ModelResponse[Any]] = []
+    strong_request = request.override(model=escalator.expert.chat_model())
+    paid, record = yield from escalator.payer.pay(
+        _kept(call(strong_request), responses),
+        verdict=verdict,
+        thread_id=thread_id_of_runtime(request.runtime),
+        config=None,
+        tokens_in=_request_tokens(request),
+        mode="takeover",
+        reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
+    )
+    entry = {**saved, "pending": None} if starting else saved
+    if paid.answer is None and starting:
+        # The takeover could not start (budget refused, strong model failed): like any
+        # rung that cannot run, the ladder moves down, from before_model's next run.
+        result = ModelResponse(result=[_could_not_take_over(record)])
+        entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
+    elif paid.answer is None:
+        # A later step could not run: the agent's own model takes back, as in the node.
+        result = yield call(request)
+    else:
+        reply = stamp(paid.answer.message or AIMessage(paid.answer.text), record, [], fired=None)
+        reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
+        if starting and pending.get(DROPPED_FIELD):
+            reply.additional_kwargs[PRUNED_USAGE_KEY] = pending[DROPPED_FIELD]
+        # The stamped reply replaces the raw one; a structured response is kept.
+        strong = responses[-1]
+        others = [m for m in strong.result if not isinstance(m, AIMessage)]
+        result = ModelResponse(
+            result=[reply, *others], structured_response=strong.structured_response
+        )
+    update: dict[str, Any] = {
+        PROGRESS_KEY: {name: entry},
+        ESCALATIONS_KEY: [record.to_dict()],
+    }
+    return ExtendedModelResponse(model_response=result, command=Command(update=update))
 
 
-def _escalate_rung(ladder: Sequence[str], start_rung: int | None, fired: int) -> int:
+def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The progress this middleware saved in the state."""
+    return dict((state.get(PROGRESS_KEY) or {}).get(name) or {})
+
+
+def _escalate_rung(escalator: Escalator, start_rung: int | None, fired: int) -> int:
     """Index of the ``escalate`` rung the ladder walk reached for this firing."""
-    index = start_rung if start_rung is not None else min(fired, len(ladder) - 1)
+    ladder = escalator.policy.ladder
+    index = start_rung if start_rung is not None else escalator.policy.start_index(fired)
     while index < len(ladder) - 1 and ladder[index] != "escalate":
         index += 1
     return index
@@ -430,26 +422,26 @@ def _could_not_take_over(record: EscalationRecord) -> AIMessage:
     )
 
 
-def _new_turn(messages: Sequence[BaseMessage], start: int) -> bool:
-    return any(
-        isinstance(message, HumanMessage) and not is_help_message(message)
-        for message in messages[start:]
-    )
-
-
 def _request_tokens(request: ModelRequest[Any]) -> int:
     system = request.system_message.text if request.system_message is not None else ""
     return estimate_tokens(system) + sum(estimate_tokens(str(m.text)) for m in request.messages)
 
 
-def _kept(call: Call[ModelResponse[Any]], into: list[ModelResponse[Any]]) -> Call[AIMessage]:
-    """The model call as the engine pays for it (its AI message); the whole response is kept."""
+def _kept(call: Call[ModelResponse[Any]], into: list[ModelResponse[Any]]) -> Call[ExpertAnswer]:
+    """The host's model call as the engine pays for it; the whole response is kept."""
 
-    def reply_of(response: ModelResponse[Any]) -> AIMessage:
+    def reply_of(response: ModelResponse[Any]) -> ExpertAnswer:
         into.append(response)
-        return next(m for m in response.result if isinstance(m, AIMessage))
+        reply = next((m for m in response.result if isinstance(m, AIMessage)), None)
+        if reply is None:
+            msg = "the strong model's call returned no AIMessage"
+            raise ExpertError(msg)
+        if not reply.tool_calls and not str(reply.text).strip():
+            msg = "the strong model's step has neither text nor tool calls"
+            raise ExpertError(msg, calls=(reply,))
+        return ExpertAnswer(text=str(reply.text).strip(), message=reply, calls=(reply,))
 
-    async def arun() -> AIMessage:
+    async def arun() -> ExpertAnswer:
         return reply_of(await call.arun())
 
     return Call(lambda: reply_of(call.run()), arun)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from langgraph.types import Command
 from langchain_escalate.cost import PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
+from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
 from langchain_escalate.escalation import Escalator, Help, Situation, TakeoverSituation
 from langchain_escalate.expert.expert import Expert
 from langchain_escalate.merge import without_confidence
@@ -52,8 +52,6 @@ PENDING_KEY = "escalation_pending"
 """``additional_kwargs`` key marking a ``human`` rung deferred to the next step (plain state)."""
 
 DEFAULT_NODE_NAME = "agent"
-_CACHE_SIZE = 512  # threads whose live detector stays warm in this process
-_CACHE_LOOKBACK = 64  # a cached detector is looked for among the last messages only
 
 # The user's graph decides the state's type: a dict (TypedDict) or an object
 # (pydantic model, dataclass); the node reads it through ``_read``.
@@ -78,9 +76,14 @@ def create_escalating_node(
     ``MessagesState`` included). With the ``EscalationState`` keys
     (``escalations``, ``escalation_progress``) the node also appends every
     ``EscalationRecord`` to ``escalations`` and keeps the detector's state in
-    ``escalation_progress``, so nothing is recomputed after a restart.
-    Without them, records ride in the metadata of the messages the escalation
-    adds and the detector is rebuilt from the messages when needed.
+    ``escalation_progress``, so a step costs the same whatever the length of
+    the conversation. Without them, records ride in the metadata of the
+    messages the escalation adds and the detector replays the conversation
+    each step (see docs/decisions.md).
+
+    Errors of the weak model: authentication, bad request, unknown model and
+    programming errors raise unchanged; transient ones (429, 5xx, timeouts)
+    are retried (``policy.max_retries``) and then count as failures.
 
     Args:
         weak: The step being wrapped: a litellm model id, a ``BaseChatModel``
@@ -104,6 +107,8 @@ def create_escalating_node(
 
     Raises:
         TypeError: ``weak`` or ``strong`` is none of the accepted kinds.
+        Exception: At run time, a fatal error of the weak or strong model
+            (see ``langchain_escalate.errors``), unchanged.
 
     Example:
         >>> from langgraph.graph import START, MessagesState, StateGraph
@@ -117,12 +122,13 @@ def create_escalating_node(
         'Paris.'
     """
     label = name or DEFAULT_NODE_NAME
+    resolved = policy or EscalationPolicy()
     step = _EscalatingStep(
-        _Weak(weak, tools=tools, node=label),
+        _Weak(weak, tools=tools, node=label, policy=resolved),
         strong,
         tools=tools,
         detector=detector or DetectorConfig(),
-        policy=policy or EscalationPolicy(),
+        policy=resolved,
         budget=budget,
         prices=prices,
         name=name,
@@ -133,8 +139,11 @@ def create_escalating_node(
 class _Weak:
     """The weak step: a chat model bound to tools, or the user's own node."""
 
-    def __init__(self, weak: Any, *, tools: Sequence[Any] | None, node: str) -> None:
+    def __init__(
+        self, weak: Any, *, tools: Sequence[Any] | None, node: str, policy: EscalationPolicy
+    ) -> None:
         self._tools = list(tools or [])
+        self._policy = policy
         self._model: ModelRef | None = None
         self._node: Runnable[Any, Any] | None = None
         self._bound: Runnable[Any, Any] | None = None
@@ -157,15 +166,28 @@ class _Weak:
         return self._model is not None
 
     def call(self, state: State, messages: list[BaseMessage], config: RunnableConfig) -> Call[Any]:
-        """The weak call: a model returns an AIMessage, a user's node an update."""
+        """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
+        runnable: Runnable[Any, Any]
         if self._node is not None:
-            node = self._node
-            node_input = _with_messages(state, messages)
-            return Call(
-                lambda: node.invoke(node_input, config), lambda: node.ainvoke(node_input, config)
-            )
-        model = self._model_runnable()
-        return Call(lambda: model.invoke(messages, config), lambda: model.ainvoke(messages, config))
+            runnable, given = self._node, _with_messages(state, messages)
+        else:
+            runnable, given = self._model_runnable(), messages
+        retries, backoff = self._policy.max_retries, self._policy.retry_backoff_s
+        what = f"weak step of node {config.get('metadata', {}).get('langgraph_node', '')!r}"
+        return Call(
+            lambda: call_with_retries(
+                lambda: runnable.invoke(given, config),
+                retries=retries,
+                backoff_s=backoff,
+                what=what,
+            ),
+            lambda: acall_with_retries(
+                lambda: runnable.ainvoke(given, config),
+                retries=retries,
+                backoff_s=backoff,
+                what=what,
+            ),
+        )
 
     def _model_runnable(self) -> Runnable[Any, Any]:
         if self._bound is None:
@@ -296,8 +318,6 @@ class _EscalatingStep:
         self._prices = PriceBook(prices)  # malformed prices fail here, at build time
         self._name = name
         self._escalators: dict[str, Escalator] = {}
-        self._cache: OrderedDict[tuple[str, str, str], Progress] = OrderedDict()
-        self._lock = threading.Lock()
 
     def invoke(self, state: State, config: RunnableConfig) -> Any:
         return run_sync(self._run(state, config))
@@ -379,8 +399,7 @@ class _EscalatingStep:
                 # Nothing was added to carry it: the step that runs the rung will.
                 pending["dropped_usage"] = list(situation.dropped_usage)
             return self._defer(run, pending)
-        run.progress.fired += 1
-        run.progress.detector.clear()
+        run.progress.answered()
         if help_.stopped or help_.takeover is not None:
             return self._finish(run)
         return None
@@ -393,7 +412,12 @@ class _EscalatingStep:
         thread = thread_id_of(config)
         # The EscalationState keys are written only when the graph's state has them.
         with_state = _read(state, PROGRESS_KEY) is not None
-        progress, new_from = self._load(state, messages, node, thread, with_state=with_state)
+        saved = (_read(state, PROGRESS_KEY) or {}).get(node) if with_state else None
+        progress, new_from = (
+            load_progress(saved, messages, self._detector_config)
+            if with_state
+            else rebuild_progress(messages, self._detector_config)
+        )
         run = _Invocation(
             node=node,
             state=state,
@@ -421,9 +445,11 @@ class _EscalatingStep:
         except GraphBubbleUp:
             raise  # your node's own interrupt() or Command(graph=PARENT) is not a failure
         except Exception as error:
+            if classify(error) == "fatal" or last_call:
+                # A missing key or a wrong model id is not being stuck; past the
+                # bound the error is the user's to see. Nothing was written.
+                raise
             verdict = detector.record_failure(f"the weak step raised {error!r}")
-            if last_call:
-                raise  # past the bound, the error is the user's to see; nothing was written
             return _Attempt(verdict=verdict)
         try:
             reply, extra = _reply_of(result, run.node, is_model=self._weak.is_model)
@@ -440,49 +466,6 @@ class _EscalatingStep:
             attempt.loop = loop_span(run.progress, verdict, run.out.working, dropped=1)
             attempt.dropped_usage = pruned_usage([reply])
         return attempt
-
-    # -- progress ---------------------------------------------------------------
-
-    def _load(
-        self,
-        state: State,
-        messages: Sequence[BaseMessage],
-        node: str,
-        thread: str | None,
-        *,
-        with_state: bool,
-    ) -> tuple[Progress, int]:
-        """Restore the node's progress and where the unseen messages start."""
-        cached = self._cached(messages, node, thread)
-        if with_state:
-            saved = (_read(state, PROGRESS_KEY) or {}).get(node)
-            # The live detector this process left is used when it is the one the
-            # state saved (same last message, same count): restoring it costs more
-            # than the rest of the step.
-            if cached is not None and saved and _same_progress(cached[0], saved):
-                return cached
-            return load_progress(saved, messages, self._detector_config)
-        if cached is not None:
-            return cached
-        return rebuild_progress(messages, self._detector_config)
-
-    def _cached(
-        self, messages: Sequence[BaseMessage], node: str, thread: str | None
-    ) -> tuple[Progress, int] | None:
-        if thread is None:
-            return None
-        with self._lock:
-            oldest = max(len(messages) - _CACHE_LOOKBACK, 0)
-            for position in range(len(messages) - 1, oldest - 1, -1):
-                message_id = messages[position].id
-                if message_id is None:
-                    return None
-                # Taken out, not copied: a replayed step (after an interrupt)
-                # finds nothing and rebuilds, which is always correct.
-                progress = self._cache.pop((thread, node, message_id), None)
-                if progress is not None:
-                    return progress, position + 1
-        return None
 
     @staticmethod
     def _pending(run: _Invocation, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
@@ -521,11 +504,6 @@ class _EscalatingStep:
             if run.with_records:
                 update[ESCALATIONS_KEY] = [record.to_dict() for record in out.records]
             update[PROGRESS_KEY] = {run.node: progress.to_dict()}
-        if run.thread is not None and progress.last_id is not None:
-            with self._lock:
-                self._cache[(run.thread, run.node, progress.last_id)] = progress
-                while len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
         return update
 
     def _node_name(self, config: RunnableConfig) -> str:
@@ -578,17 +556,6 @@ def _messages_of(state: State, node: str) -> list[BaseMessage]:
         )
         raise ValueError(msg)
     return messages
-
-
-def _same_progress(progress: Progress, saved: Mapping[str, Any]) -> bool:
-    detector = saved.get("detector")
-    return (
-        saved.get("last_id") == progress.last_id
-        and saved.get("fired") == progress.fired
-        and saved.get("pending") == progress.pending
-        and isinstance(detector, Mapping)
-        and detector.get("count") == progress.detector.count
-    )
 
 
 def _reply_of(result: Any, node: str, *, is_model: bool) -> tuple[AIMessage, dict[str, Any]]:

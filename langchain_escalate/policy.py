@@ -34,6 +34,14 @@ class EscalationPolicy(BaseModel):
         briefing_max_tokens: Upper bound on the briefing sent to the strong model.
         stop_behavior: ``message`` ends the turn with an AIMessage saying why;
             ``raise`` raises ``EscalationStopped``.
+        max_retries: Retries of a model call that failed with a transient
+            error (429, 5xx, timeout) before it counts as a failure.
+        retry_backoff_s: Base of the exponential backoff (full jitter) between retries.
+        strong_timeout_s: Bound on one strong-model call; past it the call
+            counts as a failed escalation and the ladder moves down.
+        stream_expert: Stream the strong model's tokens in
+            ``stream_mode="messages"``; off by default, so a chat UI never
+            shows the internal advice (the custom stream events say what happened).
 
     Example:
         >>> from langchain_escalate import EscalationPolicy
@@ -49,6 +57,10 @@ class EscalationPolicy(BaseModel):
     prune_loop: bool = True
     briefing_max_tokens: int = Field(default=1500, ge=200)
     stop_behavior: Literal["message", "raise"] = "message"
+    max_retries: int = Field(default=2, ge=0)
+    retry_backoff_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    strong_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    stream_expert: bool = False
 
     @field_validator("ladder", mode="before")
     @classmethod
@@ -58,4 +70,12 @@ class EscalationPolicy(BaseModel):
 
     def rung(self, times_fired: int) -> Rung:
         """Return the rung for the ``times_fired``-th firing in a turn (0-based)."""
-        return self.ladder[min(times_fired, len(self.ladder) - 1)]
+        return self.rung_at(self.start_index(times_fired))
+
+    def start_index(self, times_fired: int) -> int:
+        """The ladder index the ``times_fired``-th firing starts from; the last rung repeats."""
+        return min(times_fired, len(self.ladder) - 1)
+
+    def rung_at(self, index: int) -> Rung:
+        """The rung at ``index``; past the end of the ladder, ``stop``."""
+        return self.ladder[index] if index < len(self.ladder) else "stop"

@@ -1,7 +1,12 @@
 """What an adapter remembers between steps: the detector, the ladder position, a deferred rung.
 
-The node and the middleware keep a ``Progress`` per name (in
-``escalation_progress[name]`` when the state has that key). Each step they
+The node and the middleware keep a ``Progress`` per name in
+``escalation_progress[name]`` when the state has that key. In a plain
+``MessagesState`` graph the node has no key of its own, and a healthy step
+must add nothing to the conversation, so the progress is derived from the
+messages each step (``rebuild_progress``): the ladder position from the marks
+the help messages carry, the detector by replaying the conversation. There is
+no copy in process memory that could disagree with a checkpoint. Each step they
 ``load_progress`` (restore it, or rebuild it from the messages), ``feed`` the
 messages that arrived since, and save ``Progress.to_dict()``. Help messages an
 escalation added, and the tool results of the strong model's takeover steps,
@@ -43,6 +48,11 @@ class Progress:
     last_id: str | None = None
     fired: int = 0
     pending: dict[str, Any] | None = None
+
+    def answered(self) -> None:
+        """A firing was answered: the ladder moves up; the detector's windows start afresh."""
+        self.fired += 1
+        self.detector.clear()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready dict saved in ``escalation_progress[name]``."""

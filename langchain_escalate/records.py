@@ -1,7 +1,8 @@
-"""What an escalation leaves behind in graph state."""
+"""What an escalation leaves behind: its record, in graph state, on messages and in the stream."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -15,6 +16,10 @@ from typing_extensions import TypedDict
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from langchain_core.messages import BaseMessage
+
+logger = logging.getLogger("langchain_escalate")
+
 RECORD_KEY = "escalation"
 """Key under a message's ``additional_kwargs`` that carries its ``EscalationRecord``."""
 
@@ -23,6 +28,12 @@ ESCALATIONS_KEY = "escalations"
 
 PROGRESS_KEY = "escalation_progress"
 """State key of ``EscalationState``'s per-node detector and ladder state."""
+
+ATTEMPTS_KEY = "escalation_attempts"
+"""``additional_kwargs`` key: records of rungs that could not run before this message's rung."""
+
+STREAM_KEY = "escalation"
+"""Key of the custom stream event: ``{"escalation": record_dict}``."""
 
 Action = Literal["nudge", "escalate", "human", "stop"]
 Outcome = Literal[
@@ -36,6 +47,12 @@ Outcome = Literal[
     "over_budget",  # the budget refused; the ladder moved down
     "skipped",  # the rung could not run here (e.g. no checkpointer)
 ]
+
+UNPAID_OUTCOMES: frozenset[str] = frozenset({"over_budget", "skipped"})
+"""Escalation outcomes in which the strong model was never called."""
+
+MOVED_DOWN_OUTCOMES: frozenset[str] = frozenset({"over_budget", "expert_failed", "skipped"})
+"""Outcomes of a rung that could not run: the ladder moved down, and they are emitted at once."""
 
 
 class EscalationRecord(BaseModel):
@@ -66,6 +83,54 @@ class EscalationRecord(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready dict stored in state and message metadata."""
         return self.model_dump(mode="json")
+
+    @property
+    def strong_called(self) -> bool:
+        """Whether the strong model was called (and so may have been paid) for this record."""
+        return self.action == "escalate" and self.outcome not in UNPAID_OUTCOMES
+
+
+def record_of(message: BaseMessage) -> EscalationRecord | None:
+    """The ``EscalationRecord`` a message carries, if any."""
+    raw = message.additional_kwargs.get(RECORD_KEY)
+    if raw is None:
+        return None
+    return raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
+
+
+def records_of(message: BaseMessage) -> list[dict[str, Any]]:
+    """Every record dict a message carries: the rungs that could not run, then its own."""
+    found = [dict(r) for r in message.additional_kwargs.get(ATTEMPTS_KEY, [])]
+    own = message.additional_kwargs.get(RECORD_KEY)
+    if own is not None:
+        found.append(dict(own))
+    return found
+
+
+def emit_record(record: EscalationRecord) -> None:
+    """Log a record and emit it as a custom stream event (``{"escalation": record_dict}``).
+
+    Outside a LangGraph run there is no stream; the record is only logged.
+
+    Args:
+        record: The record.
+    """
+    logger.info(
+        "node %r: %s (%s) on %s: %s; cost %s",
+        record.node,
+        record.action,
+        record.outcome,
+        record.rule,
+        record.reason,
+        "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}",
+    )
+    from langgraph.config import get_stream_writer  # noqa: PLC0415 - only inside a graph run
+
+    try:
+        writer = get_stream_writer()
+    except (RuntimeError, KeyError):  # not inside a graph run: nothing to stream to
+        return
+    writer({STREAM_KEY: record.to_dict()})
 
 
 def add_records(

@@ -10,6 +10,7 @@ uses, so the weak model only has to ask its question.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -20,7 +21,7 @@ from langgraph.prebuilt import ToolRuntime  # noqa: TC002 - read at runtime to i
 from langgraph.types import Command
 from pydantic import BaseModel, Field
 
-from langchain_escalate.escalation import Escalator, run_async, run_sync
+from langchain_escalate.escalation import Escalator
 from langchain_escalate.records import ESCALATIONS_KEY, RECORD_KEY
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
-    from langchain_escalate.escalation import Answer, Steps
+    from langchain_escalate.escalation import Answer
     from langchain_escalate.expert.expert import ExpertSpec
 
 DEFAULT_NAME = "ask_expert"
@@ -50,6 +51,8 @@ with ``messages``, or one that also has ``escalations``."""
 
 # Outcomes in which the strong model was called: each counts as one use.
 _USED_OUTCOMES = frozenset({"answered", "expert_failed"})
+
+_IN_FLIGHT_STEPS = 256  # steps whose parallel calls' uses are kept while their records land
 
 # Outside a graph no runtime is injected. ToolRuntime must stay the parameter's
 # declared type (an Optional hides it from LangChain's injection), so the
@@ -165,8 +168,8 @@ class _Call:
     thread_id: str | None
     config: RunnableConfig | None
     state_kind: _StateKind
-    earlier_siblings: int = 0
-    """Calls to this tool before this one in the same AI message (they run in parallel)."""
+    step_key: tuple[str | None, int] = (None, 0)
+    """The thread and the AI message asking: parallel calls of one step share it."""
 
     @property
     def in_graph(self) -> bool:
@@ -181,19 +184,26 @@ class _Call:
         messages = _messages_of(runtime.state)
         configurable = (runtime.config or {}).get("configurable") or {}
         thread_id = configurable.get("thread_id")
-        before, siblings = _before_call(messages, runtime.tool_call_id)
+        thread = str(thread_id) if thread_id is not None else None
+        before = _before_call(messages, runtime.tool_call_id)
         return cls(
             messages=before,
             tool_call_id=runtime.tool_call_id,
-            thread_id=str(thread_id) if thread_id is not None else None,
+            thread_id=thread,
             config=runtime.config,
             state_kind=_kind_of(runtime.state),
-            earlier_siblings=siblings,
+            step_key=(thread, len(before)),
         )
 
 
 class _Asker:
-    """The tool's logic, written once for sync and async calls."""
+    """The tool's logic: count the use, ask the escalator, shape the reply (sync and async twins).
+
+    ``max_uses`` is exact under parallel calls whatever their ids: the uses
+    already answered come from the records in the conversation, and the calls
+    of the step in progress (whose records are not in the state yet) take and
+    give back uses under a lock. A call the budget refused gives its use back.
+    """
 
     def __init__(
         self, escalator: Escalator, *, name: str, max_uses: int | None, briefing_max_tokens: int
@@ -202,7 +212,7 @@ class _Asker:
         self._name = name
         self._max_uses = max_uses
         self._briefing_max_tokens = briefing_max_tokens
-        self._direct_uses = 0
+        self._taken: OrderedDict[tuple[str | None, int], int] = OrderedDict()
         self._lock = threading.Lock()
 
     def run(
@@ -212,7 +222,16 @@ class _Asker:
         runtime: ToolRuntime[Any, Any] = _OUTSIDE_GRAPH,
     ) -> Command[Any] | ToolMessage | str:
         """Ask the expert (sync); the tool's ``func``."""
-        return run_sync(self._ask(question, context, _Call.of(runtime)))
+        call = _Call.of(runtime)
+        refusal = self._take_use(call)
+        if refusal is not None:
+            return self._reply(call, refusal, record=None, failed=True)
+        answer: Answer | None = None
+        try:
+            answer = self._escalator.ask(question, call.messages, **self._ask_kwargs(call, context))
+        finally:
+            self._give_back_unless_used(call, answer)
+        return self._answer(call, answer)
 
     async def arun(
         self,
@@ -221,58 +240,63 @@ class _Asker:
         runtime: ToolRuntime[Any, Any] = _OUTSIDE_GRAPH,
     ) -> Command[Any] | ToolMessage | str:
         """Ask the expert (async); the tool's ``coroutine``."""
-        return await run_async(self._ask(question, context, _Call.of(runtime)))
-
-    def _ask(
-        self, question: str, context: str | None, call: _Call
-    ) -> Steps[Command[Any] | ToolMessage | str]:
-        used = self._take_use(call)
-        if used is not None:
-            scope = "in this thread" if call.in_graph else "by this tool"
-            refusal = (
-                f"{self._name} has been used {used} of {self._max_uses} times {scope}; "
-                "continue on your own."
-            )
+        call = _Call.of(runtime)
+        refusal = self._take_use(call)
+        if refusal is not None:
             return self._reply(call, refusal, record=None, failed=True)
         answer: Answer | None = None
         try:
-            answer = yield from self._escalator.ask_steps(
-                question,
-                call.messages,
-                context=context,
-                thread_id=call.thread_id,
-                config=call.config,
-                max_tokens=self._briefing_max_tokens,
+            answer = await self._escalator.aask(
+                question, call.messages, **self._ask_kwargs(call, context)
             )
         finally:
-            if not call.in_graph and (
-                answer is None or answer.record.outcome not in _USED_OUTCOMES
-            ):
-                self._give_back_use()
+            self._give_back_unless_used(call, answer)
+        return self._answer(call, answer)
+
+    def _ask_kwargs(self, call: _Call, context: str | None) -> dict[str, Any]:
+        return {
+            "context": context,
+            "thread_id": call.thread_id,
+            "config": call.config,
+            "max_tokens": self._briefing_max_tokens,
+        }
+
+    def _take_use(self, call: _Call) -> str | None:
+        """Take one use; a refusal a model can read when none is left."""
+        if self._max_uses is None:
+            return None
+        answered = _uses_in(call.messages, self._name) if call.in_graph else 0
+        with self._lock:
+            taken = self._taken.get(call.step_key, 0)
+            if answered + taken >= self._max_uses:
+                scope = "in this thread" if call.in_graph else "by this tool"
+                return (
+                    f"{self._name} has been used {min(answered + taken, self._max_uses)} of "
+                    f"{self._max_uses} times {scope}; continue on your own."
+                )
+            self._taken[call.step_key] = taken + 1
+            self._taken.move_to_end(call.step_key)
+            while len(self._taken) > _IN_FLIGHT_STEPS:
+                self._taken.popitem(last=False)
+        return None
+
+    def _give_back_unless_used(self, call: _Call, answer: Answer | None) -> None:
+        if self._max_uses is None or (
+            answer is not None and answer.record.outcome in _USED_OUTCOMES
+        ):
+            return
+        with self._lock:
+            if self._taken.get(call.step_key, 0) > 0:
+                self._taken[call.step_key] -= 1
+
+    def _answer(self, call: _Call, answer: Answer | None) -> Command[Any] | ToolMessage | str:
+        if answer is None:  # pragma: no cover - ask raised; the finally clause ran
+            msg = "no answer"
+            raise RuntimeError(msg)
         if answer.text is not None:
             return self._reply(call, answer.text, record=answer.record.to_dict(), failed=False)
         refusal = f"{self._name} could not answer: {answer.refusal}; continue on your own."
         return self._reply(call, refusal, record=answer.record.to_dict(), failed=True)
-
-    def _take_use(self, call: _Call) -> int | None:
-        """Count this call as a use; return the uses so far when none is left."""
-        if self._max_uses is None:
-            return None
-        if call.in_graph:
-            # Parallel calls in one AI message all see the same state: the earlier ones count.
-            used = _uses_in(call.messages, self._name) + call.earlier_siblings
-            return min(used, self._max_uses) if used >= self._max_uses else None
-        # Direct calls may run concurrently: take the use before the call, give it back if unused.
-        with self._lock:
-            if self._direct_uses >= self._max_uses:
-                return self._direct_uses
-            self._direct_uses += 1
-            return None
-
-    def _give_back_use(self) -> None:
-        if self._max_uses is not None:
-            with self._lock:
-                self._direct_uses -= 1
 
     def _reply(
         self, call: _Call, text: str, *, record: dict[str, Any] | None, failed: bool
@@ -295,21 +319,15 @@ class _Asker:
         return Command(update=update)
 
 
-def _before_call(
-    messages: Sequence[BaseMessage], tool_call_id: str
-) -> tuple[Sequence[BaseMessage], int]:
-    """The conversation before the AI message making this call; its earlier calls to this tool."""
+def _before_call(messages: Sequence[BaseMessage], tool_call_id: str) -> Sequence[BaseMessage]:
+    """The conversation before the AI message making this call."""
     for position in range(len(messages) - 1, -1, -1):
         message = messages[position]
-        if not isinstance(message, AIMessage):
-            continue
-        ids = [call.get("id") for call in message.tool_calls]
-        if tool_call_id in ids:
-            index = ids.index(tool_call_id)
-            name = message.tool_calls[index]["name"]
-            earlier = sum(1 for call in message.tool_calls[:index] if call["name"] == name)
-            return messages[:position], earlier
-    return messages, 0
+        if isinstance(message, AIMessage) and any(
+            call.get("id") == tool_call_id for call in message.tool_calls
+        ):
+            return messages[:position]
+    return messages
 
 
 def _messages_of(state: Any) -> Sequence[BaseMessage]:

@@ -244,17 +244,6 @@ def test_usage_from_usage_metadata() -> None:
     assert usage_of(reply.invoke([HumanMessage("hi")])) == (321, 7)
 
 
-@pytest.mark.parametrize(
-    "metadata",
-    [
-        {"token_usage": {"prompt_tokens": 12, "completion_tokens": 3}},  # OpenAI
-        {"usage": {"input_tokens": 12, "output_tokens": 3}},  # Anthropic
-    ],
-)
-def test_usage_falls_back_to_the_providers_raw_usage(metadata: dict[str, object]) -> None:
-    assert usage_of(AIMessage("ok", response_metadata=metadata)) == (12, 3)
-
-
 def test_no_usage_is_zero() -> None:
     assert usage_of(AIMessage("ok")) == (0, 0)
     assert usage_of(HumanMessage("hi")) == (0, 0)
@@ -279,35 +268,8 @@ def test_no_usage_is_zero() -> None:
             ),
             30,
         ),
-        (  # OpenAI's raw usage
-            AIMessage(
-                "ok",
-                response_metadata={
-                    "token_usage": {
-                        "prompt_tokens": 30,
-                        "completion_tokens": 8,
-                        "prompt_tokens_details": {"cached_tokens": 25},
-                    }
-                },
-            ),
-            30,
-        ),
-        (  # Anthropic's raw usage leaves cache reads and writes out of input_tokens
-            AIMessage(
-                "ok",
-                response_metadata={
-                    "usage": {
-                        "input_tokens": 3,
-                        "output_tokens": 8,
-                        "cache_read_input_tokens": 25,
-                        "cache_creation_input_tokens": 2,
-                    }
-                },
-            ),
-            30,
-        ),
     ],
-    ids=["usage_metadata", "openai_raw", "anthropic_raw"],
+    ids=["usage_metadata"],
 )
 def test_cache_reads_are_read_as_part_of_the_prompt(reply: AIMessage, tokens_in: int) -> None:
     assert usage_of(reply) == (tokens_in, 8)
@@ -326,24 +288,8 @@ def test_cache_reads_are_read_as_part_of_the_prompt(reply: AIMessage, tokens_in:
                 "input_token_details": {"cache_creation": 20},
             },
         ),
-        AIMessage(  # Anthropic's raw usage
-            "ok",
-            response_metadata={
-                "usage": {"input_tokens": 10, "output_tokens": 8, "cache_creation_input_tokens": 20}
-            },
-        ),
-        AIMessage(  # litellm's raw usage
-            "ok",
-            response_metadata={
-                "token_usage": {
-                    "prompt_tokens": 30,
-                    "completion_tokens": 8,
-                    "prompt_tokens_details": {"cache_creation_tokens": 20},
-                }
-            },
-        ),
     ],
-    ids=["usage_metadata", "anthropic_raw", "litellm_raw"],
+    ids=["usage_metadata"],
 )
 def test_cache_writes_are_read_as_part_of_the_prompt(reply: AIMessage) -> None:
     assert usage_of(reply) == (30, 8)

@@ -10,20 +10,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, Remove
 
 from langchain_escalate.budget import Budget
 from langchain_escalate.detector import Verdict
-from langchain_escalate.escalation import (
-    LADDER_KEY,
-    Call,
-    EscalationStopped,
-    Escalator,
-    Situation,
-    nudge_text,
-    prune_loop,
-    records_of,
-    run_sync,
-    trailing_span,
-)
+from langchain_escalate.drive import Call, run_sync
+from langchain_escalate.escalation import EscalationStopped, Escalator, Situation
+from langchain_escalate.expert.expert import ExpertAnswer
+from langchain_escalate.merge import LADDER_KEY, nudge_text, prune_loop, trailing_span
 from langchain_escalate.policy import EscalationPolicy
-from langchain_escalate.records import RECORD_KEY
+from langchain_escalate.records import RECORD_KEY, records_of
 from langchain_escalate.testing import ScriptedChatModel, tool_call
 
 PRICES = {"strong-model": {"input": 3.0, "output": 15.0}}
@@ -249,26 +241,28 @@ def test_ask_refusal_of_a_failed_expert_is_the_bare_cause() -> None:
     assert answer.record.outcome == "expert_failed"
 
 
-def test_paid_steps_settles_a_host_call_and_stamps_the_reply() -> None:
+def test_a_host_call_is_paid_under_the_budget_and_recorded() -> None:
     budget = Budget(max_usd_per_thread=1.0)
     escalator = Escalator(_strong(), node="mw", budget=budget, prices=PRICES)
     usage = {"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100}
     reply = AIMessage(
         "", tool_calls=[tool_call("fetch_archive", {"year": 2023})], usage_metadata=usage
     )
+    answer = ExpertAnswer(text="", message=reply, calls=(reply,))
 
-    async def arun() -> AIMessage:
-        return reply
+    async def arun() -> ExpertAnswer:
+        return answer
 
-    stamped, records = run_sync(
-        escalator.paid_steps(
-            Call(lambda: reply, arun), verdict=VERDICT, thread_id="t", estimate_tokens_in=1000
+    paid, record = run_sync(
+        escalator.payer.pay(
+            Call(lambda: answer, arun), verdict=VERDICT, thread_id="t", config=None,
+            tokens_in=1000, mode="takeover",
         )
-    )
-    assert stamped is not None
-    assert stamped.additional_kwargs[RECORD_KEY]["outcome"] == "took_over"
-    assert records[0].cost_usd == pytest.approx((1000 * 3 + 100 * 15) / 1e6)
-    assert budget.spent("t") == pytest.approx(records[0].cost_usd)
+    )  # fmt: skip
+    assert paid.answer is answer
+    assert record.outcome == "took_over"
+    assert record.cost_usd == pytest.approx((1000 * 3 + 100 * 15) / 1e6)
+    assert budget.spent("t") == pytest.approx(record.cost_usd)
 
 
 def test_prune_never_splits_tool_calls_from_their_results() -> None:

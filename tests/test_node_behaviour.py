@@ -74,7 +74,8 @@ def test_expert_that_fails_moves_down_the_ladder_without_a_half_state(
     answer: Any, why: str
 ) -> None:
     weak = _three_failures_then("unused")
-    strong = ScriptedChatModel(script=[answer], model_name="strong-model")
+    # A timeout is transient: retried (policy.max_retries, 2 by default) before it fails.
+    strong = ScriptedChatModel(script=[answer] * 3, model_name="strong-model")
     node = create_escalating_node(
         weak, strong, tools=TOOLS, policy=ESCALATE_THEN_STOP, prices=PRICES
     )
@@ -99,7 +100,10 @@ def test_weak_model_that_raises_is_counted_as_failures_and_never_half_written() 
         [ConnectionError("down"), ConnectionError("down"), ConnectionError("down"), "It is 42."]
     )
     node = create_escalating_node(
-        weak, strong_model(), detector=DetectorConfig(consecutive_failures=3)
+        weak,
+        strong_model(),
+        detector=DetectorConfig(consecutive_failures=3),
+        policy=EscalationPolicy(max_retries=0),
     )
     graph = StateGraph(EscalationState).add_node("agent", node).add_edge(START, "agent").compile()
     result = graph.invoke(user_input())

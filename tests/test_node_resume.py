@@ -117,7 +117,7 @@ def test_expert_failure_then_human_does_not_call_the_expert_again() -> None:
     strong = ScriptedChatModel(
         script=[TimeoutError("provider timed out")], model_name="strong-model"
     )
-    policy = EscalationPolicy(ladder=["escalate", "human"])
+    policy = EscalationPolicy(ladder=["escalate", "human"], max_retries=0)
     node = create_escalating_node(weak, strong, tools=TOOLS, policy=policy, prices=PRICES)
     graph = agent_graph(node, state=MessagesState).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t-3"}}

@@ -36,10 +36,10 @@ from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from langchain_escalate.cost import PriceBook, RunSummary, summarize_run
-from langchain_escalate.escalation import LADDER_KEY, records_of
+from langchain_escalate.merge import LADDER_KEY
 from langchain_escalate.node import create_escalating_node
 from langchain_escalate.policy import EscalationPolicy, Mode
-from langchain_escalate.records import RECORD_KEY, EscalationState
+from langchain_escalate.records import RECORD_KEY, EscalationState, records_of
 from langchain_escalate.testing import ScriptedChatModel, tool_call
 
 if TYPE_CHECKING:

@@ -48,7 +48,17 @@ ExpertSpec = str | BaseChatModel | ModelRef | Runnable[Any, Any]
 
 
 class ExpertError(RuntimeError):
-    """The expert answered with nothing usable (no text, no tool call)."""
+    """The expert answered with nothing usable (no text, no tool call).
+
+    Attributes:
+        calls: The AI messages it produced all the same: they were billed, and
+            the escalation settles what they cost.
+    """
+
+    def __init__(self, message: str, calls: Sequence[AIMessage] = ()) -> None:
+        """Say what was wrong; keep the billed replies."""
+        super().__init__(message)
+        self.calls = tuple(calls)
 
 
 @dataclass(frozen=True)
@@ -249,7 +259,7 @@ def _advice_answer(reply: BaseMessage) -> ExpertAnswer:
     text = str(reply.text).strip()
     if not text:
         msg = "the expert returned an empty answer"
-        raise ExpertError(msg)
+        raise ExpertError(msg, calls=(reply,))
     return ExpertAnswer(text=text, message=None, calls=(reply,))
 
 
@@ -260,7 +270,7 @@ def _takeover_answer(reply: BaseMessage) -> ExpertAnswer:
     text = str(reply.text).strip()
     if not text and not reply.tool_calls:
         msg = "the expert's step has neither text nor tool calls"
-        raise ExpertError(msg)
+        raise ExpertError(msg, calls=(reply,))
     return ExpertAnswer(text=text, message=reply, calls=(reply,))
 
 
@@ -282,5 +292,5 @@ def _graph_answer(output: Any, briefing: str) -> ExpertAnswer:
     text = next((str(m.text).strip() for m in reversed(calls) if str(m.text).strip()), "")
     if not text:
         msg = "the expert graph's answer has no AI message with text"
-        raise ExpertError(msg)
+        raise ExpertError(msg, calls=calls)
     return ExpertAnswer(text=text, message=None, calls=calls)

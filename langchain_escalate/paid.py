@@ -1,0 +1,307 @@
+"""One strong-model call under the budget: reserve, call, settle or release.
+
+Money always counts: a call that returned is settled at what its replies cost,
+an unusable answer included (it was billed); a call that raised before any
+reply is released; a call cut short by its timeout settles the estimate, since
+the provider may have billed it; cancellation and ``KeyboardInterrupt``
+release before they go on, so no reservation waits out its TTL. Transient
+errors are retried with backoff before the call counts as failed; fatal ones
+(authentication, bad request, unknown model, programming errors) are released
+and raised to the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables.config import merge_configs
+from langgraph.errors import GraphBubbleUp
+
+from langchain_escalate.drive import Call, Steps
+from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
+from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
+from langchain_escalate.records import EscalationRecord, emit_record
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableConfig
+
+    from langchain_escalate.budget import Budget, Reservation
+    from langchain_escalate.cost import PriceBook
+    from langchain_escalate.detector.verdict import Verdict
+    from langchain_escalate.policy import EscalationPolicy
+    from langchain_escalate.records import Action, Outcome
+
+logger = logging.getLogger("langchain_escalate")
+
+EXPECTED_ANSWER_TOKENS = 500
+"""Output tokens assumed when estimating an escalation's cost for the budget."""
+
+PROMPT_OVERHEAD_TOKENS = 150  # the expert's system prompt and message framing
+
+
+class StrongTimeoutError(TimeoutError):
+    """The strong model did not answer within ``EscalationPolicy.strong_timeout_s``."""
+
+
+@dataclass(frozen=True)
+class Paid:
+    """What one paid call gave.
+
+    Attributes:
+        answer: The expert's answer; ``None`` when refused or failed.
+        refusal: Why the budget refused (then nothing was called).
+        failure: Why the call failed (``Type: message``).
+        tokens_in: Prompt tokens of every reply, the unusable ones included.
+        tokens_out: Completion tokens likewise.
+        cost_usd: What the replies cost; ``None`` when a price is unknown.
+        latency_s: Seconds spent in the call.
+    """
+
+    answer: ExpertAnswer | None = None
+    refusal: str | None = None
+    failure: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = 0.0
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Pays for one node's strong-model calls and records them.
+
+    Attributes:
+        node: The node (tool, middleware) named in records and traces.
+        model: The expert's name, for prices and records.
+        is_graph: The expert is a user's compiled graph (its models price themselves).
+        prices: The price book.
+        budget: The budget; ``None``: unbounded.
+        policy: Retries, backoff, timeout and streaming of the strong call.
+    """
+
+    node: str
+    model: str
+    is_graph: bool
+    prices: PriceBook
+    budget: Budget | None
+    policy: EscalationPolicy
+
+    def pay(
+        self,
+        call: Call[ExpertAnswer] | Callable[[RunnableConfig], Call[ExpertAnswer]],
+        *,
+        verdict: Verdict,
+        thread_id: str | None,
+        config: RunnableConfig | None,
+        tokens_in: int,
+        mode: str,
+        reason: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> Steps[tuple[Paid, EscalationRecord]]:
+        """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
+
+        Args:
+            call: ``Expert.advice_call(...)``/``takeover_call(...)`` (given the
+                tagged run config), or a ready ``Call`` the host makes itself.
+            verdict: The verdict being answered (its rule and reason go in the record).
+            thread_id: The thread, for the budget and the record.
+            config: The host's run config; ``None`` for a host's own call.
+            tokens_in: The prompt's size, for the budget's estimate.
+            mode: The record's mode.
+            reason: The record's reason; the verdict's by default.
+            outcome: The record's outcome on success; by mode by default.
+
+        Returns:
+            A generator of ``Call`` returning what was paid and its record.
+        """
+        ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
+        paid = yield from self._call(ready, thread_id=thread_id, tokens_in=tokens_in)
+        why = reason or verdict.reason
+        if paid.refusal is not None:
+            refused = self.record(
+                verdict, thread_id, "escalate", "over_budget", mode=mode,
+                reason=f"{why} Budget refused: {paid.refusal}",
+            )  # fmt: skip
+            return paid, refused
+        done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
+        if paid.failure is not None:
+            logger.warning("node %r: expert %r failed: %s", self.node, self.model, paid.failure)
+            why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
+        record = self.record(
+            verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.model,
+            tokens_in=paid.tokens_in, tokens_out=paid.tokens_out, cost_usd=paid.cost_usd,
+            latency_s=round(paid.latency_s, 6),
+        )  # fmt: skip
+        return paid, record
+
+    def record(
+        self,
+        verdict: Verdict,
+        thread_id: str | None,
+        action: Action,
+        outcome: Outcome,
+        **fields: Any,
+    ) -> EscalationRecord:
+        """Make, log and emit one record of this node (``fields``: other record fields)."""
+        fields.setdefault("reason", verdict.reason)
+        if action in ("nudge", "stop"):
+            fields["cost_usd"] = 0.0  # free: no model was called
+        record = EscalationRecord(
+            node=self.node, action=action, rule=verdict.rule, outcome=outcome,
+            thread_id=thread_id, **fields,
+        )  # fmt: skip
+        emit_record(record)
+        return record
+
+    def _call(
+        self, call: Call[ExpertAnswer], *, thread_id: str | None, tokens_in: int
+    ) -> Steps[Paid]:
+        """Reserve, call, settle or release."""
+        reservation: Reservation | None = None
+        if self.budget is not None:
+            reservation = yield self._reserve(thread_id or "default", tokens_in)
+            if not reservation.granted:
+                return Paid(refusal=reservation.reason)
+        started = time.perf_counter()
+        try:
+            answer: ExpertAnswer = yield self._guarded(call)
+        except GraphBubbleUp:
+            # An interrupt inside an expert graph: the step is replayed on resume
+            # and must find the money it set aside free again.
+            yield from _close(reservation, billed=False)
+            raise
+        except StrongTimeoutError as error:
+            # The provider may have billed the abandoned call: the estimate stays spent.
+            yield from _close(reservation, billed=True, cost=None)
+            return Paid(failure=_describe(error), cost_usd=None, latency_s=_since(started))
+        except Exception as error:
+            billed = error.calls if isinstance(error, ExpertError) else ()
+            tokens_in_, tokens_out, cost = self.cost_of(billed)
+            yield from _close(reservation, billed=bool(billed), cost=cost)
+            if classify(error) == "fatal" and not isinstance(error, ExpertError):
+                raise
+            return Paid(
+                failure=_describe(error), tokens_in=tokens_in_, tokens_out=tokens_out,
+                cost_usd=cost, latency_s=_since(started),
+            )  # fmt: skip
+        except BaseException:
+            yield from _close(reservation, billed=False)
+            raise
+        tokens_in_, tokens_out, cost = self.cost_of(answer.calls)
+        yield from _close(reservation, billed=True, cost=cost)
+        return Paid(
+            answer=answer, tokens_in=tokens_in_, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=_since(started),
+        )  # fmt: skip
+
+    def cost_of(self, calls: Sequence[AIMessage]) -> tuple[int, int, float | None]:
+        """Tokens in, tokens out and USD of the expert's replies (each priced on its own)."""
+        from langchain_escalate.cost import price_reply  # noqa: PLC0415 - cost imports litellm lazily
+
+        tokens_in = tokens_out = 0
+        total: float | None = 0.0
+        for reply in calls:
+            model = self.model
+            if self.is_graph:
+                model = str(reply.response_metadata.get("model_name") or self.model)
+            reply_in, reply_out, cost = price_reply(self.prices, model, reply)
+            tokens_in += reply_in
+            tokens_out += reply_out
+            total = None if total is None or cost is None else total + cost
+        return tokens_in, tokens_out, total
+
+    def estimate(self, tokens_in: int) -> float | None:
+        """The call's likely cost; ``None`` lets the budget use its default estimate."""
+        if self.is_graph:
+            return None  # the models inside a user's graph are unknown
+        prompt = tokens_in + PROMPT_OVERHEAD_TOKENS
+        return self.prices.cost_usd(self.model, prompt, EXPECTED_ANSWER_TOKENS)
+
+    def _traced(self, config: RunnableConfig | None, verdict: Verdict, mode: str) -> RunnableConfig:
+        # LangGraph's "nostream" tag keeps the strong model's tokens out of
+        # stream_mode="messages": a chat UI must not show the internal advice.
+        tags = ["escalation"] if self.policy.stream_expert else ["escalation", "nostream"]
+        metadata = {
+            "escalation_node": self.node,
+            "escalation_rule": verdict.rule,
+            "escalation_mode": mode,
+        }
+        extra: RunnableConfig = {
+            "tags": tags, "metadata": metadata, "run_name": f"escalation:{self.node}"
+        }  # fmt: skip
+        return merge_configs(config, extra)
+
+    def _reserve(self, thread: str, tokens_in: int) -> Call[Reservation]:
+        budget = self.budget
+        if budget is None:  # pragma: no cover - callers check
+            msg = "no budget configured"
+            raise RuntimeError(msg)
+        estimate = self.estimate(tokens_in)
+        return Call(
+            lambda: budget.reserve(thread, estimate_usd=estimate),
+            lambda: budget.areserve(thread, estimate_usd=estimate),
+        )
+
+    def _guarded(self, call: Call[ExpertAnswer]) -> Call[ExpertAnswer]:
+        """The call with the policy's retries and timeout."""
+        retries, backoff = self.policy.max_retries, self.policy.retry_backoff_s
+        timeout = self.policy.strong_timeout_s
+        what = f"strong model {self.model!r}"
+
+        def run_once() -> ExpertAnswer:
+            if timeout is None:
+                return call.run()
+            context = contextvars.copy_context()  # the run config travels with the call
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                future = pool.submit(context.run, call.run)
+                try:
+                    return future.result(timeout=timeout)
+                except FutureTimeout as error:
+                    raise StrongTimeoutError(_timeout_text(timeout)) from error
+
+        async def arun_once() -> ExpertAnswer:
+            if timeout is None:
+                return await call.arun()
+            try:
+                return await asyncio.wait_for(call.arun(), timeout)
+            except asyncio.TimeoutError as error:
+                raise StrongTimeoutError(_timeout_text(timeout)) from error
+
+        return Call(
+            lambda: call_with_retries(run_once, retries=retries, backoff_s=backoff, what=what),
+            lambda: acall_with_retries(arun_once, retries=retries, backoff_s=backoff, what=what),
+        )
+
+
+def _close(
+    reservation: Reservation | None, *, billed: bool, cost: float | None = None
+) -> Steps[None]:
+    """Settle what was billed (an unknown cost keeps the estimate spent), else release."""
+    if reservation is None:
+        return
+    if billed:
+        yield Call(lambda: reservation.settle(cost), lambda: reservation.asettle(cost))
+    else:
+        yield Call(reservation.release, reservation.arelease)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _timeout_text(timeout: float) -> str:
+    return f"the strong model did not answer within {timeout:g} s"
