@@ -5,6 +5,10 @@ The server runs ``tests/mcp_launcher.py`` (the public ``create_mcp_server`` and
 read). Assertions are about what a client relies on: the tools listed, the
 answers and their cost, threads that survive a restart, the records log,
 readable errors, and a server that keeps serving after each of them.
+
+Server processes are the slow part: the HTTP tests share one server (each
+reads only the records it caused); the stdio tests start their own, as a
+restart or a raw stdin is what they test.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ LOOPING = [
 
 
 class Paths:
-    """Where one test's server keeps its state, and what it may read."""
+    """Where one server keeps its state, and what it may read."""
 
     def __init__(self, root: Path) -> None:
         self.workdir = root / "project"
@@ -82,8 +86,11 @@ class Paths:
             *extra,
         ]  # fmt: skip
 
-    def records_written(self) -> list[EscalationRecord]:
-        lines = self.records.read_text(encoding="utf-8").splitlines()
+    def records_written(self, since: int = 0) -> list[EscalationRecord]:
+        """The records in the log, from the ``since``-th on."""
+        if not self.records.exists():
+            return []
+        lines = self.records.read_text(encoding="utf-8").splitlines()[since:]
         return [EscalationRecord.model_validate_json(line) for line in lines]
 
 
@@ -108,14 +115,11 @@ async def stdio_session(paths: Paths, *extra: str) -> AsyncIterator[ClientSessio
 
 
 def is_error(result: CallToolResult) -> bool:
-    # SDK 2.x names the fields in snake case; 1.x as on the wire.
-    return bool(getattr(result, "is_error", None) or getattr(result, "isError", False))
+    return result.isError
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
-    value = getattr(result, "structured_content", None) or getattr(
-        result, "structuredContent", None
-    )
+    value = result.structuredContent
     assert isinstance(value, dict), f"no structured content in {result}"
     return value
 
@@ -128,7 +132,7 @@ async def ask(session: ClientSession, **arguments: Any) -> CallToolResult:
     return await session.call_tool("ask_expert", arguments)
 
 
-async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) -> None:
+async def test_over_stdio_each_tool_answers_and_a_thread_survives_a_restart(paths: Paths) -> None:
     (paths.workdir / "invoices.py").write_text("def list_invoices():\n    return api.get('/v1')\n")
     async with stdio_session(paths) as session:
         listed = await session.list_tools()
@@ -153,9 +157,10 @@ async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) 
         assert "return api.get('/v1')" in text
         # The answer says what it cost and which thread to follow up in.
         data = structured(answered)
+        thread = data["thread_id"]
         assert data["cost_usd"] == pytest.approx(COST_PER_CALL)
         assert f"cost: ${COST_PER_CALL:.4f}" in text
-        assert f"thread_id: {data['thread_id']}" in text
+        assert f"thread_id: {thread}" in text
 
         stuck = await session.call_tool("check_stuck", {"transcript": LOOPING})
         assert not is_error(stuck), text_of(stuck)
@@ -165,53 +170,131 @@ async def test_lists_and_calls_each_tool_and_records_what_it_paid(paths: Paths) 
         assert verdicts["first_stuck_index"] == 6
         assert text_of(stuck).startswith("Stuck (repeated_action_error at message 6)")
 
-        status = await session.call_tool("budget_status", {"thread_id": data["thread_id"]})
+        status = await session.call_tool("budget_status", {"thread_id": thread})
         assert not is_error(status), text_of(status)
         limits = structured(status)["limits"]
         assert limits["max_escalations_per_thread"]["spent"] == 1
         assert limits["max_escalations_per_thread"]["remaining"] == 2
 
-    records = paths.records_written()
-    assert [(r.outcome, r.thread_id) for r in records] == [("answered", data["thread_id"])]
-    assert records[0].cost_usd == pytest.approx(COST_PER_CALL)
-
-
-async def test_a_thread_continues_after_the_server_restarts(paths: Paths) -> None:
-    async with stdio_session(paths) as session:
-        first = await ask(session, question="Which endpoint lists invoices?", context="API v3")
-        assert not is_error(first), text_of(first)
-        thread = structured(first)["thread_id"]
-
     async with stdio_session(paths) as session:  # a new process
         follow_up = await ask(session, question="And which one refunds them?", thread_id=thread)
         assert not is_error(follow_up), text_of(follow_up)
-        data = structured(follow_up)
-        assert data["thread_id"] == thread
-        assert data["turn"] == 2
+        assert (structured(follow_up)["thread_id"], structured(follow_up)["turn"]) == (thread, 2)
         briefing = text_of(follow_up)
         # The expert was briefed on the first question and its earlier answer.
-        assert "Which endpoint lists invoices?" in briefing
-        assert "API v3" in briefing
+        assert "Why does list_invoices return 404?" in briefing
+        assert "each time 404" in briefing
         assert ANSWER_HEADER in briefing.split("\n", 1)[1]
         assert "And which one refunds them?" in briefing
 
         fresh = await ask(session, question="Unrelated question")
         assert structured(fresh)["turn"] == 1
-        assert "Which endpoint lists invoices?" not in text_of(fresh)
+        assert "list_invoices" not in text_of(fresh)
 
-    assert [r.thread_id for r in paths.records_written()] == [thread, thread, fresh_thread(fresh)]
+    records = paths.records_written()
+    assert [(r.outcome, r.thread_id) for r in records] == [
+        ("answered", thread),
+        ("answered", thread),
+        ("answered", structured(fresh)["thread_id"]),
+    ]
+    assert records[0].cost_usd == pytest.approx(COST_PER_CALL)
 
 
-def fresh_thread(result: CallToolResult) -> str:
-    return str(structured(result)["thread_id"])
+class HttpServer:
+    """One server for the module, started as ``--http PORT`` runs it."""
+
+    def __init__(self, paths: Paths, port: int) -> None:
+        self.paths = paths
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/mcp"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[ClientSession]:
+        async with (
+            streamable_http_client(self.url) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
 
 
-async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Paths) -> None:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """The server on a free loopback port, two escalations per thread; shared by the module."""
+    paths = Paths(tmp_path_factory.mktemp("http"))
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own launcher
+        [sys.executable, *paths.args("--http", str(port), "--max-escalations", "2")],
+        env={**os.environ, **server_env()},
+        cwd=paths.workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_listening(port, process)
+        yield HttpServer(paths, port)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            pytest.fail(f"the HTTP server exited with {process.returncode}: {stderr}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.2)
+        else:
+            return
+    pytest.fail("the HTTP server did not start listening within 90 s")
+
+
+async def test_streamable_http_on_loopback(http_server: HttpServer) -> None:
+    before = len(http_server.paths.records_written())
+    async with http_server.session() as session:
+        answered = await ask(session, question="Over HTTP?")
+        assert not is_error(answered), text_of(answered)
+        assert "Over HTTP?" in text_of(answered)
+        status = await session.call_tool("budget_status", {})
+        assert structured(status)["limited"] is True
+    written = http_server.paths.records_written(before)
+    assert [(r.outcome, r.thread_id) for r in written] == [
+        ("answered", structured(answered)["thread_id"])
+    ]
+
+
+def test_http_refuses_a_request_for_another_host(http_server: HttpServer) -> None:
+    # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach the server.
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x"}}
+    request = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+    headers = {"Accept": "application/json, text/event-stream"}
+    allowed = httpx.post(http_server.url, json=request, headers=headers, timeout=30)
+    assert allowed.status_code == 200
+    foreign = {**headers, "Host": "attacker.example", "Origin": "http://attacker.example"}
+    refused = httpx.post(http_server.url, json=request, headers=foreign, timeout=30)
+    assert refused.status_code in {403, 421}
+
+
+async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(
+    http_server: HttpServer,
+) -> None:
+    paths = http_server.paths
+    before = len(paths.records_written())
     outside = paths.workdir.parent / "secrets.txt"
     outside.write_text("password=hunter2")
     (paths.workdir / "link.txt").symlink_to(outside)
     (paths.workdir / "big.log").write_text("x" * 5_000)
-    async with stdio_session(paths, "--max-escalations", "2") as session:
+    async with http_server.session() as session:
 
         async def refused(tool: str, arguments: dict[str, Any], expected: str) -> None:
             result = await session.call_tool(tool, arguments)
@@ -251,7 +334,7 @@ async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Pa
         await refused("ask_expert", {"question": f"Please {FAIL_MARK}"}, "the strong model is down")
         # The budget is spent: two answers in a thread, then a refusal.
         first = await ask(session, question="One?")
-        thread = fresh_thread(first)
+        thread = structured(first)["thread_id"]
         second = await ask(session, question="Two?", thread_id=thread)
         assert not is_error(second), text_of(second)
         await refused(
@@ -261,63 +344,9 @@ async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(paths: Pa
         other = await ask(session, question="A new question")
         assert not is_error(other), text_of(other)
 
-    outcomes = [record.outcome for record in paths.records_written()]
+    outcomes = [record.outcome for record in paths.records_written(before)]
     assert outcomes == ["expert_failed", "answered", "answered", "over_budget", "answered"]
     assert "hunter2" not in paths.records.read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def http_server(paths: Paths) -> Iterator[str]:
-    """The server on a free loopback port, as ``--http PORT`` runs it; yields its URL."""
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own launcher
-        [sys.executable, *paths.args("--http", str(port))],
-        env={**os.environ, **server_env()},
-        cwd=paths.workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_until_listening(port, process)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-async def test_streamable_http_on_loopback(paths: Paths, http_server: str) -> None:
-    async with (
-        streamable_http_client(http_server) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        answered = await ask(session, question="Over HTTP?")
-        assert not is_error(answered), text_of(answered)
-        assert "Over HTTP?" in text_of(answered)
-        status = await session.call_tool("budget_status", {})
-        assert structured(status)["limited"] is True
-    assert [r.outcome for r in paths.records_written()] == ["answered"]
-
-
-def wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            pytest.fail(f"the HTTP server exited with {process.returncode}: {stderr}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.2)
-        else:
-            return
-    pytest.fail("the HTTP server did not start listening within 60 s")
 
 
 def test_records_are_one_record_dict_per_line(paths: Paths) -> None:
@@ -356,9 +385,11 @@ def test_a_line_that_is_not_json_rpc_does_not_stop_the_server(paths: Paths) -> N
         params = {"name": name, "arguments": arguments}
         send(json.dumps({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}))
         assert process.stdout is not None
-        reply: dict[str, Any] = json.loads(process.stdout.readline())
+        # The SDK logs each unreadable line to the client as a notification (no id).
+        while "id" not in (reply := json.loads(process.stdout.readline())):
+            assert reply["method"] == "notifications/message"
         assert reply["id"] == number
-        return reply
+        return dict(reply)
 
     try:
         client = {"name": "raw", "version": "0"}

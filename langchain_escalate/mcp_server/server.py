@@ -1,7 +1,9 @@
-"""The MCP server: ``ExpertService`` behind the protocol, on the official ``mcp`` SDK.
+"""The MCP server: ``ExpertService`` behind the protocol, on the official ``mcp`` SDK (1.x).
 
-Three tools (``ask_expert``, ``check_stuck``, ``budget_status``) over stdio
-or streamable HTTP on loopback. A refused argument, a refused budget or a
+Three tools (``ask_expert``, ``check_stuck``, ``budget_status``) on the
+SDK's ``FastMCP``, over stdio or streamable HTTP on loopback. The SDK is
+pinned below 2 because ``langchain-mcp-adapters``, the client LangGraph
+agents use, is (see ``docs/mcp.md``). A refused argument, a refused budget or a
 failed strong model comes back as a tool result with ``isError`` set and a
 message the calling model can act on; the server keeps serving.
 """
@@ -23,17 +25,14 @@ from langchain_escalate.mcp_server.service import (
 )
 
 try:
+    from mcp.server.fastmcp import FastMCP
     from mcp.types import CallToolResult, TextContent
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     msg = (
-        "the MCP server needs the official MCP SDK: pip install 'langchain-escalate[mcp]' "
+        "the MCP server needs the official MCP SDK 1.x: pip install 'langchain-escalate[mcp]' "
         f"({error})"
     )
     raise ImportError(msg) from error
-try:
-    from mcp.server.mcpserver import MCPServer  # SDK 2.x
-except ImportError:  # pragma: no cover - SDK 1.x, where the same server is called FastMCP
-    from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[attr-defined,no-redef]
 
 if TYPE_CHECKING:
     import os
@@ -74,7 +73,7 @@ BUDGET_DESCRIPTION = (
 
 def create_mcp_server(
     strong: ExpertSpec | ExpertService, *, name: str = SERVER_NAME, **service_options: Any
-) -> MCPServer[Any]:
+) -> FastMCP[Any]:
     """Create the MCP server with the tools ``ask_expert``, ``check_stuck`` and ``budget_status``.
 
     Args:
@@ -85,7 +84,7 @@ def create_mcp_server(
             ``threads``, ``workdir``, ``limits``...), when ``strong`` is a model.
 
     Returns:
-        An ``mcp.server.mcpserver.MCPServer``; run it with ``serve``.
+        An ``mcp.server.fastmcp.FastMCP``; run it with ``serve``.
 
     Raises:
         TypeError: ``service_options`` given with a ready ``ExpertService``.
@@ -106,7 +105,7 @@ def create_mcp_server(
         service = strong
     else:
         service = ExpertService(strong, **service_options)
-    server: MCPServer[Any] = MCPServer(
+    server: FastMCP[Any] = FastMCP(
         name,
         instructions=(
             "Escalation for agents: ask_expert consults a stronger model under a budget; "
@@ -117,7 +116,7 @@ def create_mcp_server(
     return server
 
 
-def _add_tools(server: MCPServer[Any], service: ExpertService) -> None:
+def _add_tools(server: FastMCP[Any], service: ExpertService) -> None:
     async def ask_expert(
         question: Annotated[str, Field(description="One specific question for the expert.")],
         context: Annotated[
@@ -188,24 +187,23 @@ def _error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], isError=True)
 
 
-def serve(server: MCPServer[Any], *, http_port: int | None = None, host: str = LOOPBACK) -> None:
+def serve(server: FastMCP[Any], *, http_port: int | None = None) -> None:
     """Run the server until the client disconnects (stdio) or the process is stopped (HTTP).
 
     Args:
         server: From ``create_mcp_server``.
-        http_port: Serve streamable HTTP on this port (path ``/mcp``);
-            stdio when ``None``.
-        host: The HTTP address; loopback by default (the server has no
-            authentication: do not expose it).
+        http_port: Serve streamable HTTP on ``127.0.0.1`` at this port (path
+            ``/mcp``); stdio when ``None``. Loopback only: the server has no
+            authentication. To serve elsewhere, mount
+            ``server.streamable_http_app()`` behind your own authenticating proxy.
     """
     if http_port is None:
         server.run("stdio")
-    elif hasattr(server.settings, "port"):  # pragma: no cover - SDK 1.x reads them from settings
-        settings: Any = server.settings
-        settings.host, settings.port = host, http_port
-        server.run("streamable-http")
-    else:
-        server.run("streamable-http", host=host, port=http_port)
+        return
+    # FastMCP reads the address from its settings; its DNS-rebinding protection
+    # (set up for loopback when it was built) stays on.
+    server.settings.host, server.settings.port = LOOPBACK, http_port
+    server.run("streamable-http")
 
 
 def service_from_config(
