@@ -1,5 +1,8 @@
 """``langchain-escalate mcp``: the command a client configures, started as a real subprocess.
 
+Its refusals to start (exit code 2, nothing on stdout) are checked in process:
+they happen before any server runs.
+
 The strong model named in the config is never called here (no network): the
 tests use what needs no model (the detector with the node's thresholds, the
 budget from the file, refusals made before any call) and the command's errors.
@@ -7,13 +10,13 @@ budget from the file, refusals made before any call) and the command's errors.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
+from langchain_escalate.cli import main
 from tests.test_mcp_server import LOOPING, is_error, server_env, structured, text_of
 
 if TYPE_CHECKING:
@@ -59,32 +62,24 @@ async def test_serves_the_node_from_the_config_and_records_next_to_it(tmp_path: 
     assert (tmp_path / "escalate-threads.db").exists()
 
 
-def test_a_bad_config_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> None:
+def test_a_bad_config_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In process: the command fails before serving, so no server process is needed.
     config = tmp_path / "escalate.yaml"
     config.write_text("nodes:\n  helper: {detector: {monologue: 2}}\n")
-    done = subprocess.run(  # noqa: S603 - our own command
-        command("--config", str(config)),
-        capture_output=True,
-        text=True,
-        env={**server_env(), "PATH": "/usr/bin:/bin"},
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert done.stdout == ""  # stdout belongs to the protocol
-    assert "models.strong" in done.stderr
-    assert "needs a strong model" in done.stderr
+    assert main(["mcp", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # stdout belongs to the protocol
+    assert "models.strong" in err
+    assert "needs a strong model" in err
 
 
-def test_without_a_config_it_says_where_it_looked(tmp_path: Path) -> None:
-    done = subprocess.run(  # noqa: S603 - our own command
-        command(),
-        capture_output=True,
-        text=True,
-        env={**server_env(), "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert f"no --config given and no escalate.yaml in {tmp_path}" in done.stderr
+def test_without_a_config_it_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["mcp"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"no --config given and no escalate.yaml in {tmp_path}" in err
