@@ -8,8 +8,8 @@
 
 ``ExpertService`` (the tools as plain async Python) needs nothing more than
 the package; ``create_mcp_server``, ``serve`` and ``service_from_config``
-need the official MCP SDK (``pip install 'langchain-escalate[mcp]'``) and
-import it on first use. See ``docs/mcp.md``.
+need the official MCP SDK 1.x (``pip install 'langchain-escalate[mcp]'``)
+and import it on first use. See ``docs/mcp.md``.
 """
 
 from __future__ import annotations

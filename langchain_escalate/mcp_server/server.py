@@ -111,6 +111,8 @@ def create_mcp_server(
             "Escalation for agents: ask_expert consults a stronger model under a budget; "
             "check_stuck says whether a transcript is looping; budget_status says what is left."
         ),
+        # Not a line per request on the client's log (stderr): warnings and errors only.
+        log_level="WARNING",
     )
     _add_tools(server, service)
     return server
