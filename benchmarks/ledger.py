@@ -1,10 +1,12 @@
 """Reservations per second (reserve + settle) per budget ledger.
 
-Each ledger runs the same workload three times: one thread alone with a total
+Each ledger runs the same workload four times: one thread alone with a total
 limit; N threads sharing the ledger with a total limit (every reservation must
 see every thread's spend, so the ledger serializes them); N threads with
 per-thread limits only (reservations of different threads need not wait for
-each other). The in-memory ledger, measured in the same run, is the baseline.
+each other); the same with an idempotency key on every reservation (the
+engine's way: one key lookup more per reservation). The in-memory ledger,
+measured in the same run, is the baseline.
 
     python benchmarks/ledger.py [--iterations 2000] [--threads 8]
         [--postgres-dsn postgresql://postgres@127.0.0.1:5432/test]
@@ -33,9 +35,10 @@ if TYPE_CHECKING:
 ESTIMATE_USD = 0.001
 
 
-def run(budget: Budget, *, iterations: int, threads: int) -> float:
+def run(budget: Budget, *, iterations: int, threads: int, keyed: bool = False) -> float:
     """Reserve and settle ``iterations`` times over ``threads`` threads; return per second."""
     per_thread = iterations // threads
+    run_id = uuid.uuid4().hex[:8]
     start = threading.Barrier(threads + 1)
     errors: list[BaseException] = []
 
@@ -43,7 +46,9 @@ def run(budget: Budget, *, iterations: int, threads: int) -> float:
         try:
             start.wait()
             for i in range(per_thread):
-                reservation = budget.reserve(f"w{index}-t{i % 50}", ESTIMATE_USD)
+                thread_id = f"w{index}-t{i % 50}"
+                key = f"{thread_id}:{run_id}:{i}" if keyed else None
+                reservation = budget.reserve(thread_id, ESTIMATE_USD, key=key)
                 if not reservation.granted:
                     msg = f"refused: {reservation.reason}"
                     raise RuntimeError(msg)
@@ -89,10 +94,16 @@ def measure(
     name: str, make_url: Callable[[], str], *, iterations: int, threads: int
 ) -> tuple[str, list[float]]:
     figures = []
-    for workers, limits in ((1, TOTAL), (threads, TOTAL), (threads, PER_THREAD)):
+    workloads = (
+        (1, TOTAL, False),
+        (threads, TOTAL, False),
+        (threads, PER_THREAD, False),
+        (threads, PER_THREAD, True),
+    )
+    for workers, limits, keyed in workloads:
         budget = Budget(ledger=make_url(), **limits)
         budget.reserve("warm-up", 0.0).settle(0.0)  # opens connections, creates the table
-        figures.append(run(budget, iterations=iterations, threads=workers))
+        figures.append(run(budget, iterations=iterations, threads=workers, keyed=keyed))
         budget.close()
     return name, figures
 
@@ -133,7 +144,12 @@ def main() -> None:
 
     baseline = rows[0][1]
     print(f"\nreserve+settle per second, {args.iterations} reservations per column")
-    columns = ["1 thread, total", f"{args.threads} thr, total", f"{args.threads} thr, per-thread"]
+    columns = [
+        "1 thread, total",
+        f"{args.threads} thr, total",
+        f"{args.threads} thr, per-thread",
+        f"{args.threads} thr, keyed",
+    ]
     print(f"{'ledger':<10}" + "".join(f"{column:>20}{'vs memory':>11}" for column in columns))
     for name, figures in rows:
         print(

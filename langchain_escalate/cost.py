@@ -13,6 +13,8 @@ litellm is imported lazily (it takes seconds) and always offline: see
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import threading
@@ -567,16 +569,19 @@ def _litellm_cost(
             return None
         provider = str(entry["litellm_provider"])
     try:
-        prompt_usd, completion_usd = litellm.cost_per_token(
-            model=model,
-            prompt_tokens=tokens_in,
-            completion_tokens=tokens_out,
-            # Both counted within prompt_tokens, as in an OpenAI reply; litellm
-            # charges them at the model's cache-read and cache-write prices.
-            cache_read_input_tokens=read,
-            cache_creation_input_tokens=written,
-            custom_llm_provider=provider,
-        )
+        # litellm prints "Provider List: ..." to stdout for an unknown provider;
+        # a command's JSON output must not carry it.
+        with contextlib.redirect_stdout(io.StringIO()):
+            prompt_usd, completion_usd = litellm.cost_per_token(
+                model=model,
+                prompt_tokens=tokens_in,
+                completion_tokens=tokens_out,
+                # Both counted within prompt_tokens, as in an OpenAI reply; litellm
+                # charges them at the model's cache-read and cache-write prices.
+                cache_read_input_tokens=read,
+                cache_creation_input_tokens=written,
+                custom_llm_provider=provider,
+            )
     # litellm signals an unmapped model with several unrelated exception types
     # (ModelNotMappedError, BadRequestError, NotFoundError, plain Exception),
     # so the broad catch; the caller warns, and the cause is logged here.

@@ -20,11 +20,21 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
-from langchain_escalate.cost import PriceBook, pruned_usage
+from langchain_escalate.confidence import (
+    METADATA_KEY as CONFIDENCE_KEY,
+)
+from langchain_escalate.confidence import (
+    SOURCES_KEY,
+    ConfidenceConfig,
+    ConfidenceResult,
+    ConfidenceScorer,
+)
+from langchain_escalate.cost import PRUNED_USAGE_KEY, PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
 from langchain_escalate.escalation import Escalator, Help, Situation, TakeoverSituation
+from langchain_escalate.expert.briefing import describe_call
 from langchain_escalate.expert.expert import Expert
 from langchain_escalate.merge import without_confidence
 from langchain_escalate.models import ModelRef
@@ -68,6 +78,8 @@ def create_escalating_node(
     policy: EscalationPolicy | None = None,
     budget: Budget | None = None,
     prices: Mapping[str, ModelPrice | dict[str, Any]] | None = None,
+    confidence: ConfidenceConfig | None = None,
+    review_tools: Sequence[str] = (),
     name: str | None = None,
 ) -> Runnable[Any, Any]:
     """Create a LangGraph node that runs a weak step and escalates when it is stuck.
@@ -99,6 +111,12 @@ def create_escalating_node(
         policy: The ladder and the escalation mode.
         budget: Bounds on the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
+        confidence: Confidence sources that score the weak model's final
+            replies (and calls to ``review_tools``); the detector's
+            ``low_confidence`` threshold decides. See docs/confidence.md.
+        review_tools: Tools whose calls are scored before they run: below the
+            threshold the ladder answers and the call does not run. Needs a
+            source that scores tool calls (``consistency``, ``logprobs`` or ``verify``).
         name: Node name for records, logs and progress; by default the name
             the graph gives the node (``langgraph_node``).
 
@@ -123,8 +141,9 @@ def create_escalating_node(
     """
     label = name or DEFAULT_NODE_NAME
     resolved = policy or EscalationPolicy()
+    scorer = ConfidenceScorer(confidence) if confidence is not None else None
     step = _EscalatingStep(
-        _Weak(weak, tools=tools, node=label, policy=resolved),
+        _Weak(weak, tools=tools, node=label, policy=resolved, scorer=scorer),
         strong,
         tools=tools,
         detector=detector or DetectorConfig(),
@@ -132,6 +151,7 @@ def create_escalating_node(
         budget=budget,
         prices=prices,
         name=name,
+        review_tools=frozenset(review_tools),
     )
     return RunnableLambda(step.invoke, afunc=step.ainvoke, name=name or "escalating_node")
 
@@ -140,10 +160,17 @@ class _Weak:
     """The weak step: a chat model bound to tools, or the user's own node."""
 
     def __init__(
-        self, weak: Any, *, tools: Sequence[Any] | None, node: str, policy: EscalationPolicy
+        self,
+        weak: Any,
+        *,
+        tools: Sequence[Any] | None,
+        node: str,
+        policy: EscalationPolicy,
+        scorer: ConfidenceScorer | None = None,
     ) -> None:
         self._tools = list(tools or [])
         self._policy = policy
+        self.scorer = scorer
         self._model: ModelRef | None = None
         self._node: Runnable[Any, Any] | None = None
         self._bound: Runnable[Any, Any] | None = None
@@ -168,6 +195,8 @@ class _Weak:
     def call(self, state: State, messages: list[BaseMessage], config: RunnableConfig) -> Call[Any]:
         """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
         runnable: Runnable[Any, Any]
+        if self.scorer is not None:
+            messages = self.scorer.prepare(messages)  # the verbalized instruction, when on
         if self._node is not None:
             runnable, given = self._node, _with_messages(state, messages)
         else:
@@ -189,12 +218,37 @@ class _Weak:
             ),
         )
 
+    def scored(
+        self, reply: AIMessage, state: State, messages: list[BaseMessage], config: RunnableConfig
+    ) -> Call[ConfidenceResult]:
+        """Score ``reply``; ``consistency`` draws its extra samples from this weak step."""
+        scorer = self.scorer
+        if scorer is None:  # pragma: no cover - callers check
+            msg = "no confidence sources configured"
+            raise RuntimeError(msg)
+        again = self.call(state, messages, config)
+        node = str(config.get("metadata", {}).get("langgraph_node", ""))
+
+        def sample() -> AIMessage:
+            return _reply_of(again.run(), node, is_model=self.is_model)[0]
+
+        async def asample() -> AIMessage:
+            return _reply_of(await again.arun(), node, is_model=self.is_model)[0]
+
+        return Call(
+            lambda: scorer.score(reply, state, resample=sample),
+            lambda: scorer.ascore(reply, state, resample=asample),
+        )
+
     def _model_runnable(self) -> Runnable[Any, Any]:
         if self._bound is None:
             with self._lock:
                 if self._bound is None and self._model is not None:
                     model = self._model.get()
-                    self._bound = model.bind_tools(self._tools) if self._tools else model
+                    bound = model.bind_tools(self._tools) if self._tools else model
+                    if self.scorer is not None and "logprobs" in self.scorer.config.sources:
+                        bound = bound.bind(logprobs=True)  # passed on where the provider can
+                    self._bound = bound
         if self._bound is None:  # pragma: no cover - only models get here
             msg = "the weak step is not a model"
             raise TypeError(msg)
@@ -307,8 +361,10 @@ class _EscalatingStep:
         budget: Budget | None,
         prices: Mapping[str, ModelPrice | dict[str, Any]] | None,
         name: str | None,
+        review_tools: frozenset[str] = frozenset(),
     ) -> None:
         self._weak = weak
+        self._review_tools = review_tools
         # Built now: a wrong kind of expert is a mistake to report at build time,
         # and one expert (one resolved model) serves every name the node runs under.
         self._expert = Expert(strong, tools=tools)
@@ -458,14 +514,49 @@ class _EscalatingStep:
             if last_call:
                 raise
             return _Attempt(verdict=verdict)
+        samples: list[AIMessage] = []
+        if self._weak.scorer is not None and self._scored(reply):
+            result = yield self._weak.scored(reply, run.state, run.out.working, run.config)
+            reply, samples = result.scored_reply(), result.samples
         verdict = detector.observe(reply)
-        attempt = _Attempt(verdict=verdict, reply=without_confidence(reply), extra=extra)
+        low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
+        if verdict.rule == "low_confidence" and low:
+            verdict = replace(verdict, reason=f"{verdict.reason} Lowest source: {low}.")
+        if not verdict.stuck:
+            verdict = self._review(reply)
+        kept = without_confidence(reply)
+        if samples:
+            # The extra samples were paid for: the reply kept (or the help) carries their usage.
+            kept.additional_kwargs[PRUNED_USAGE_KEY] = pruned_usage(_with_ids(samples))
+        attempt = _Attempt(verdict=verdict, reply=kept, extra=extra)
         if verdict.stuck:
             # The stuck reply is not kept: the detector saw it, the state will not;
             # the help that answers it carries its usage instead.
             attempt.loop = loop_span(run.progress, verdict, run.out.working, dropped=1)
-            attempt.dropped_usage = pruned_usage([reply])
+            attempt.dropped_usage = pruned_usage([kept, reply])
         return attempt
+
+    def _scored(self, reply: AIMessage) -> bool:
+        """Final replies are scored, and calls to the tools under review."""
+        return not reply.tool_calls or any(
+            call["name"] in self._review_tools for call in reply.tool_calls
+        )
+
+    def _review(self, reply: AIMessage) -> Verdict:
+        """Stuck when a call under review has a combined confidence below the threshold."""
+        threshold = self._detector_config.low_confidence
+        score = reply.response_metadata.get(CONFIDENCE_KEY)
+        reviewed = [c for c in reply.tool_calls if c["name"] in self._review_tools]
+        if not reviewed or threshold is None or score is None or score >= threshold:
+            return Verdict()
+        low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
+        call = reviewed[0]
+        reason = (
+            f"The model proposed {describe_call(reply)} ({call['name']} is under review) with "
+            f"confidence {score:.2f} from {low}, below the threshold {threshold:.2f}; "
+            "the call did not run."
+        )
+        return Verdict(stuck=True, rule="low_confidence", reason=reason)
 
     @staticmethod
     def _pending(run: _Invocation, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
@@ -555,6 +646,13 @@ def _messages_of(state: State, node: str) -> list[BaseMessage]:
             "with a messages channel, e.g. MessagesState or EscalationState"
         )
         raise ValueError(msg)
+    return messages
+
+
+def _with_ids(messages: list[AIMessage]) -> list[AIMessage]:
+    for message in messages:
+        if message.id is None:
+            message.id = f"esc-{uuid.uuid4().hex}"
     return messages
 
 

@@ -7,8 +7,9 @@
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +60,34 @@ def postgres_ledger_url(postgres_dsn: str, postgres_schema: str) -> str:
 def sqlite_ledger_url(tmp_path: Path) -> str:
     """A ``sqlite:////abs/path`` ledger URL in the test's tmp dir."""
     return f"sqlite:///{tmp_path}/ledger.db"
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest) -> str:
+    """Each ledger in turn: ``memory://``, a SQLite file, a PostgreSQL table."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_ledger_url"))
+    return str(request.getfixturevalue("postgres_ledger_url"))
+
+
+@pytest.fixture
+def make_budget(ledger_url: str) -> Iterator[Callable[..., Any]]:
+    """Budgets sharing one ledger (one MemoryLedger object stands for the shared store)."""
+    from langchain_escalate.budget import Budget, MemoryLedger  # noqa: PLC0415 - budget tests only
+
+    shared: Any = MemoryLedger() if ledger_url == "memory://" else ledger_url
+    made: list[Budget] = []
+
+    def make(**limits: Any) -> Budget:
+        budget = Budget(ledger=shared, **limits)
+        made.append(budget)
+        return budget
+
+    yield make
+    for budget in made:
+        budget.close()
 
 
 # --- end budget ledgers ----------------------------------------------------------

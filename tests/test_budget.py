@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import pickle
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +29,6 @@ from langchain_escalate.budget import ledger as ledger_module
 from langchain_escalate.budget import sqlite as sqlite_module
 
 MakeBudget = Callable[..., Budget]
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_ledger_url"))
-    return str(request.getfixturevalue("postgres_ledger_url"))
-
-
-@pytest.fixture
-def make_budget(ledger_url: str) -> Iterator[MakeBudget]:
-    """Budgets sharing one ledger (one MemoryLedger object stands for the shared store)."""
-    shared: Any = MemoryLedger() if ledger_url == "memory://" else ledger_url
-    made: list[Budget] = []
-
-    def make(**limits: Any) -> Budget:
-        budget = Budget(ledger=shared, **limits)
-        made.append(budget)
-        return budget
-
-    yield make
-    for budget in made:
-        budget.close()
 
 
 def test_escalations_per_thread_refuses_the_next_one_with_a_reason(make_budget: MakeBudget) -> None:
@@ -342,7 +318,7 @@ def test_budget_rejects_unknown_and_negative_settings() -> None:
         Budget(max_usd_per_threads=1.0)  # type: ignore[call-arg]
     with pytest.raises(pydantic.ValidationError, match="greater than or equal to 0"):
         Budget(max_usd_total=-1)
-    with pytest.raises(ValueError, match="estimate_usd must be >= 0"):
+    with pytest.raises(ValueError, match="estimate_usd must be a finite number of USD"):
         Budget().reserve("t1", -0.01)
 
 
@@ -377,3 +353,112 @@ def test_a_deep_copy_is_the_same_budget() -> None:
     budget = Budget(max_escalations_per_thread=1)
     budget.reserve("t1", 0.01)
     assert not copy.deepcopy(budget).reserve("t1", 0.01).granted
+
+
+@pytest.mark.parametrize(
+    "field", ["max_usd_per_thread", "max_usd_total", "default_estimate_usd", "reservation_ttl_s"]
+)
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "1e309", "-inf", ".inf"])
+def test_budget_amounts_must_be_finite(field: str, value: object) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Budget(**{field: value})
+    [error] = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert error["type"] in ("finite_number", "float_parsing")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_usd_total", -0.01, "greater than or equal to 0"),
+        ("max_usd_per_thread", -1, "greater than or equal to 0"),
+        ("max_escalations_per_thread", -1, "greater than or equal to 0"),
+        ("max_usd_total", 1e300, "less than or equal to 1000000000"),
+        ("reservation_ttl_s", 0, "greater than 0"),
+        ("reservation_ttl_s", 1e12, "less than or equal to 31536000"),
+        ("max_escalations_per_thread", float("inf"), "finite number"),
+    ],
+)
+def test_budget_limits_out_of_range_say_which_and_why(
+    field: str, value: object, message: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        Budget(**{field: value})
+
+
+def test_the_largest_budget_still_reserves(make_budget: MakeBudget) -> None:
+    budget = make_budget(max_usd_total=1e9, max_usd_per_thread=1e9)
+    assert budget.reserve("t1", 1e9).granted
+    assert not budget.reserve("t2", 0.01).granted
+
+
+@pytest.mark.parametrize("cost", [float("inf"), float("nan"), -0.01, 1e309])
+def test_an_impossible_cost_settles_the_estimate_then_raises(
+    make_budget: MakeBudget, cost: float
+) -> None:
+    budget = make_budget()
+    reservation = budget.reserve("t1", 0.05)
+
+    with pytest.raises(ValueError, match="actual_usd must be a finite number of USD"):
+        reservation.settle(cost)
+
+    assert budget.spent("t1") == pytest.approx(0.05)  # the money counts, at its estimate
+
+
+@pytest.mark.parametrize("estimate", [float("inf"), float("nan"), 1e10])
+def test_an_impossible_estimate_is_refused_before_reserving(
+    make_budget: MakeBudget, estimate: float
+) -> None:
+    budget = make_budget(max_escalations_per_thread=1)
+    with pytest.raises(ValueError, match="estimate_usd must be a finite number of USD"):
+        budget.reserve("t1", estimate)
+    assert budget.reserve("t1", 0.01).granted
+
+
+# --- status -------------------------------------------------------------------------
+
+
+def test_status_reports_spent_reserved_and_remaining_per_limit(make_budget: MakeBudget) -> None:
+    budget = make_budget(max_escalations_per_thread=3, max_usd_per_thread=0.5, max_usd_total=1.0)
+    budget.reserve("t1", 0.25).settle(0.2)
+    budget.reserve("t1", 0.1)  # open
+    budget.reserve("t2", 0.3).settle(0.3)
+    budget.reserve("t2", 0.05).release()
+
+    status = budget.status("t1")
+
+    assert status["thread_id"] == "t1"
+    assert status["escalations_per_thread"] == {
+        "limit": 3,
+        "spent": 1,
+        "reserved": 1,
+        "remaining": 1,
+    }
+    assert status["usd_per_thread"] == pytest.approx(
+        {"limit": 0.5, "spent": 0.2, "reserved": 0.1, "remaining": 0.2}
+    )
+    assert status["usd_total"] == pytest.approx(
+        {"limit": 1.0, "spent": 0.5, "reserved": 0.1, "remaining": 0.4}
+    )
+    assert json.loads(json.dumps(status)) == status
+
+
+async def test_status_without_a_thread_or_limits(make_budget: MakeBudget) -> None:
+    budget = make_budget(max_usd_total=0.1)
+    budget.reserve("t1", 0.08).settle(0.15)  # spend above the limit: remaining floors at 0
+
+    status = await budget.astatus()
+
+    assert status["escalations_per_thread"] is None
+    assert status["usd_per_thread"] is None
+    assert status["usd_total"] == pytest.approx(
+        {"limit": 0.1, "spent": 0.15, "reserved": 0.0, "remaining": 0.0}
+    )
+    unlimited = make_budget().status("nobody")
+    assert unlimited["usd_per_thread"] == {
+        "limit": None,
+        "spent": 0.0,
+        "reserved": 0.0,
+        "remaining": None,
+    }
+    assert unlimited["ledger"].endswith("Ledger")

@@ -69,6 +69,17 @@ def _race(ledger: Any, scenario: str, worker: int, start: Any) -> int:
     return granted
 
 
+def _race_one_key_in_process(ledger_url: str, worker: int) -> tuple[bool, str]:
+    """One racer retrying the same escalation (one key) as every other racer."""
+    budget = Budget(ledger=ledger_url, max_escalations_per_thread=1)
+    _start.wait()
+    reservation = budget.reserve("one-escalation", ESTIMATE_USD, key="one-escalation:ckpt:1")
+    if reservation.granted and reservation.open:
+        reservation.settle(ESTIMATE_USD * (worker + 1))  # whoever settles first is counted
+    budget.close()
+    return reservation.granted, reservation.id
+
+
 def _hold_and_wait_to_be_killed(ledger_url: str, ttl_s: float, reserved: Any) -> None:
     budget = Budget(ledger=ledger_url, max_escalations_per_thread=1, reservation_ttl_s=ttl_s)
     reservation = budget.reserve("victim", ESTIMATE_USD)
@@ -113,6 +124,27 @@ def test_processes_racing_get_exactly_n(
     assert budget.spent() <= FITS * ESTIMATE_USD + 1e-12
     if scenario == "thread":
         assert budget.escalations("shared") == FITS
+    budget.close()
+
+
+def test_processes_racing_with_one_key_share_one_reservation(
+    shared_ledger_url: str, racers: Pool
+) -> None:
+    Budget(ledger=shared_ledger_url).spent()  # create the table before the race
+
+    outcomes = racers.starmap(
+        _race_one_key_in_process,
+        [(shared_ledger_url, worker) for worker in range(PROCESSES)],
+        chunksize=1,
+    )
+
+    assert all(granted for granted, _ in outcomes)  # none refused by its own escalation
+    assert len({reservation_id for _, reservation_id in outcomes}) == 1
+    budget = Budget(ledger=shared_ledger_url)
+    assert budget.escalations("one-escalation") == 1  # charged once
+    settled_by = round(budget.spent() / ESTIMATE_USD)  # one racer's cost, not a sum
+    assert budget.spent() == pytest.approx(settled_by * ESTIMATE_USD)
+    assert 1 <= settled_by <= PROCESSES
     budget.close()
 
 

@@ -20,19 +20,21 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from langchain_escalate.budget.reservation import Reservation, decode_result
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
-    from typing_extensions import Self
+    from collections.abc import Iterator
 
 __all__ = [
     "Committed",
+    "KeyedRow",
     "Ledger",
     "Limits",
     "MemoryLedger",
     "Reservation",
+    "Usage",
     "from_nanos",
     "refusal_reason",
     "to_nanos",
@@ -113,151 +115,50 @@ def refusal_reason(
 
 
 GRANTED_REASON = "within budget"
+RESUMED_REASON = "within budget (reused the open reservation of key {key!r})"
+SETTLED_REASON = "already settled (key {key!r}): nothing new reserved"
 
 
-class Reservation:
-    """Money set aside for one escalation, to settle or release afterwards.
-
-    Returned by ``Budget.reserve``. When ``granted`` is false, nothing was
-    reserved and ``reason`` says which limit refused. Settle it with the
-    actual cost after the strong model answered; release it when the call
-    failed. Used as a (async) context manager it is released on exit unless
-    it was settled.
+@dataclass(frozen=True)
+class KeyedRow:
+    """What a ledger holds for an idempotency key, read inside the reservation's atomic step.
 
     Attributes:
-        id: The reservation's id in the ledger (``""`` when refused).
+        id: The reservation's id.
         thread_id: The thread it was made for.
-        granted: Whether money was reserved.
-        reason: A sentence saying which limit refused (or ``"within budget"``).
-        estimate_usd: The amount reserved.
-
-    Example:
-        >>> from langchain_escalate.budget import Budget
-        >>> budget = Budget(max_escalations_per_thread=1)
-        >>> with budget.reserve("t1", estimate_usd=0.02) as reservation:
-        ...     reservation.settle(0.015)
-        >>> budget.reserve("t1").reason
-        'thread t1 has used 1 of 1 escalations'
+        estimate_nanos: The amount reserved.
+        actual_nanos: The settled cost (``None`` while open).
+        live: Open and not expired (its holder may still be running).
+        result_json: The result stored when it was settled.
     """
 
-    def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        id: str,  # noqa: A002 - the reservation's public name
-        thread_id: str,
-        granted: bool,
-        reason: str,
-        estimate_usd: float,
-    ) -> None:
-        """Made by a ledger; see the class docstring."""
-        self.id = id
-        self.thread_id = thread_id
-        self.granted = granted
-        self.reason = reason
-        self.estimate_usd = estimate_usd
-        self._ledger = ledger
-        self._closed = not granted
-        self._lock = threading.Lock()
+    id: str
+    thread_id: str
+    estimate_nanos: int
+    actual_nanos: int | None
+    live: bool
+    result_json: str | None = None
 
-    @property
-    def open(self) -> bool:
-        """Whether it still holds money (granted, neither settled nor released)."""
-        return not self._closed
 
-    def settle(self, actual_usd: float | None) -> None:
-        """Record the actual cost in place of the estimate.
+@dataclass(frozen=True)
+class Usage:
+    """Settled and open (live) spend, for ``Budget.status``; nano-dollars.
 
-        Args:
-            actual_usd: What the escalation cost; ``None`` when unknown, in
-                which case the estimate stays as the spend: an unknown cost
-                is never counted as zero, so a budget never under-counts.
+    Attributes:
+        thread_escalations: Settled escalations of the thread (0 without a thread).
+        thread_nanos: Settled spend of the thread.
+        thread_open_escalations: Live reservations of the thread.
+        thread_open_nanos: Money held by the thread's live reservations.
+        total_nanos: Settled spend of every thread.
+        total_open_nanos: Money held by every live reservation.
+    """
 
-        Raises:
-            ValueError: The reservation was refused, or ``actual_usd`` is negative.
-            RuntimeError: It was already settled or released.
-        """
-        if self._begin_settle(actual_usd):
-            self._ledger.settle(self.id, actual_usd=actual_usd)
-
-    async def asettle(self, actual_usd: float | None) -> None:
-        """Async ``settle``."""
-        if self._begin_settle(actual_usd):
-            await self._ledger.asettle(self.id, actual_usd=actual_usd)
-
-    def release(self) -> None:
-        """Give the money back (the call failed). No-op once settled, released, or if refused."""
-        if self._begin_release():
-            self._ledger.release(self.id)
-
-    async def arelease(self) -> None:
-        """Async ``release``."""
-        if self._begin_release():
-            await self._ledger.arelease(self.id)
-
-    def __enter__(self) -> Self:
-        """Enter a block that releases the reservation unless it was settled."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Release the reservation unless it was settled."""
-        self.release()
-
-    async def __aenter__(self) -> Self:
-        """Enter a block that releases the reservation unless it was settled."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Release the reservation unless it was settled."""
-        await self.arelease()
-
-    def __bool__(self) -> bool:
-        """Whether it was granted."""
-        return self.granted
-
-    def __repr__(self) -> str:
-        """Show the thread, the outcome and the reason."""
-        return (
-            f"Reservation(thread_id={self.thread_id!r}, granted={self.granted}, "
-            f"reason={self.reason!r}, estimate_usd={self.estimate_usd})"
-        )
-
-    def _begin_settle(self, actual_usd: float | None) -> bool:
-        if not self.granted:
-            msg = (
-                f"cannot settle a refused reservation for thread {self.thread_id} "
-                f"({self.reason}): the strong model should not have been called"
-            )
-            raise ValueError(msg)
-        if actual_usd is not None and actual_usd < 0:
-            msg = f"actual_usd must be >= 0, got {actual_usd}"
-            raise ValueError(msg)
-        with self._lock:
-            if self._closed:
-                msg = (
-                    f"reservation {self.id} of thread {self.thread_id} "
-                    "was already settled or released"
-                )
-                raise RuntimeError(msg)
-            self._closed = True
-        return True
-
-    def _begin_release(self) -> bool:
-        with self._lock:
-            if self._closed:
-                return False
-            self._closed = True
-        return True
+    thread_escalations: int = 0
+    thread_nanos: int = 0
+    thread_open_escalations: int = 0
+    thread_open_nanos: int = 0
+    total_nanos: int = 0
+    total_open_nanos: int = 0
 
 
 class Ledger(ABC):
@@ -271,9 +172,20 @@ class Ledger(ABC):
 
     @abstractmethod
     def reserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """Check every limit and, if all allow it, insert a reservation, atomically.
+
+        With a ``key`` already in the ledger, the same atomic step returns the
+        existing reservation instead (``_from_key``): settled, or open and
+        live (its expiry renewed); an expired one is checked against the
+        limits again and, if granted, revived under its id.
 
         Args:
             thread_id: The thread the escalation belongs to.
@@ -281,21 +193,25 @@ class Ledger(ABC):
             limits: The limits to check.
             ttl_s: After this many seconds a reservation neither settled nor
                 released no longer counts (its holder is presumed dead).
+            key: The escalation's idempotency key (unique in the ledger).
 
         Returns:
             The ``Reservation``, granted or refused with a reason.
         """
 
     @abstractmethod
-    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
-        """Replace a reservation's estimate with its actual cost (``None``: keep the estimate).
+    def settle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
+        """Replace an open reservation's estimate with its cost (``None``: keep the estimate).
 
-        Settling an expired reservation still records the spend.
+        Stores ``result_json`` with it. Settling an expired reservation still
+        records the spend; settling a settled one changes nothing (first wins).
         """
 
     @abstractmethod
     def release(self, reservation_id: str) -> None:
-        """Delete a live reservation so it no longer counts."""
+        """Delete an open reservation so it no longer counts."""
 
     @abstractmethod
     def spent(self, thread_id: str | None = None) -> float:
@@ -305,20 +221,39 @@ class Ledger(ABC):
     def escalations(self, thread_id: str) -> int:
         """Settled escalations of a thread (live reservations excluded)."""
 
+    @abstractmethod
+    def usage(self, thread_id: str | None = None) -> Usage:
+        """Settled and live spend of a thread (if given) and of every thread."""
+
     def close(self) -> None:  # noqa: B027 - optional hook; the memory ledger holds nothing
         """Release connections; the ledger must not be used afterwards."""
 
     async def areserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """Async ``reserve``."""
         return await asyncio.to_thread(
-            self.reserve, thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s
+            self.reserve,
+            thread_id,
+            estimate_usd=estimate_usd,
+            limits=limits,
+            ttl_s=ttl_s,
+            key=key,
         )
 
-    async def asettle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    async def asettle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """Async ``settle``."""
-        await asyncio.to_thread(self.settle, reservation_id, actual_usd=actual_usd)
+        await asyncio.to_thread(
+            self.settle, reservation_id, actual_usd=actual_usd, result_json=result_json
+        )
 
     async def arelease(self, reservation_id: str) -> None:
         """Async ``release``."""
@@ -332,6 +267,10 @@ class Ledger(ABC):
         """Async ``escalations``."""
         return await asyncio.to_thread(self.escalations, thread_id)
 
+    async def ausage(self, thread_id: str | None = None) -> Usage:
+        """Async ``usage``."""
+        return await asyncio.to_thread(self.usage, thread_id)
+
     async def aclose(self) -> None:
         """Async ``close``."""
         await asyncio.to_thread(self.close)
@@ -343,19 +282,57 @@ class Ledger(ABC):
         thread_id: str,
         estimate_usd: float,
         limits: Limits,
+        key: str | None = None,
+        revive_id: str | None = None,
     ) -> Reservation:
-        """Build the outcome of a reservation from what is committed (shared by every ledger)."""
+        """Build the outcome of a reservation from what is committed (shared by every ledger).
+
+        ``revive_id``: the id of this key's expired reservation, reused if granted.
+        """
         reason = refusal_reason(
             limits, committed, thread_id=thread_id, estimate_nanos=to_nanos(estimate_usd)
         )
+        granted = reason is None
         return Reservation(
             ledger=self,
-            id=uuid.uuid4().hex if reason is None else "",
+            id=(revive_id or uuid.uuid4().hex) if granted else "",
             thread_id=thread_id,
-            granted=reason is None,
+            granted=granted,
             reason=reason or GRANTED_REASON,
             estimate_usd=estimate_usd,
+            key=key,
         )
+
+    def _from_key(self, row: KeyedRow, *, thread_id: str, key: str) -> Reservation | None:
+        """The reservation a key already holds, or ``None`` when it expired open.
+
+        Raises:
+            ValueError: The key belongs to another thread.
+        """
+        if row.thread_id != thread_id:
+            msg = (
+                f"idempotency key {key!r} belongs to thread {row.thread_id!r}, "
+                f"not {thread_id!r}: a key names one escalation of one thread"
+            )
+            raise ValueError(msg)
+        common: dict[str, Any] = {
+            "ledger": self,
+            "id": row.id,
+            "thread_id": thread_id,
+            "granted": True,
+            "estimate_usd": from_nanos(row.estimate_nanos),
+            "key": key,
+        }
+        if row.actual_nanos is not None:
+            return Reservation(
+                **common,
+                reason=SETTLED_REASON.format(key=key),
+                settled_usd=from_nanos(row.actual_nanos),
+                settled_result=decode_result(row.result_json),
+            )
+        if row.live:
+            return Reservation(**common, reason=RESUMED_REASON.format(key=key), resumed=True)
+        return None
 
 
 @dataclass
@@ -363,6 +340,7 @@ class _Live:
     thread_id: str
     estimate_nanos: int
     expires_at: float
+    key: str | None = None
 
 
 @dataclass
@@ -376,9 +354,10 @@ class MemoryLedger(Ledger):
 
     The default (``ledger="memory://"``). Share one ``Budget`` (or one
     ``MemoryLedger``) between nodes to give them one total limit. Settled spend
-    is kept as running sums, so a reservation costs O(live reservations). Its
-    methods hold a lock for microseconds and do no I/O, so the async ones run
-    inline.
+    is kept as running sums, so a reservation costs O(live reservations);
+    settled reservations made with a key are kept (key, cost, result) so a
+    retry in this process finds them. Its methods hold a lock for
+    microseconds and do no I/O, so the async ones run inline.
     """
 
     def __init__(self) -> None:
@@ -386,48 +365,81 @@ class MemoryLedger(Ledger):
         self._live: dict[str, _Live] = {}
         self._settled: dict[str, _Settled] = {}
         self._settled_nanos = 0
+        self._keys: dict[str, KeyedRow] = {}  # key -> row (open: live fields are stale)
         self._lock = threading.Lock()
 
     def reserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
         with self._lock:
             now = time.monotonic()
-            settled = self._settled.get(thread_id, _Settled())
-            live = [entry for entry in self._live.values() if entry.expires_at > now]
-            mine = [entry.estimate_nanos for entry in live if entry.thread_id == thread_id]
-            committed = Committed(
-                thread_escalations=settled.escalations + len(mine),
-                thread_nanos=settled.nanos + sum(mine),
-                total_nanos=self._settled_nanos + sum(entry.estimate_nanos for entry in live),
-            )
+            revive_id = None
+            if key is not None and (row := self._key_row(key, now)) is not None:
+                found = self._from_key(row, thread_id=thread_id, key=key)
+                if found is not None:
+                    if found.resumed:
+                        self._live[row.id].expires_at = now + ttl_s
+                    return found
+                revive_id = row.id
+            committed = self._committed(thread_id, now)
             reservation = self._decide(
-                committed, thread_id=thread_id, estimate_usd=estimate_usd, limits=limits
+                committed,
+                thread_id=thread_id,
+                estimate_usd=estimate_usd,
+                limits=limits,
+                key=key,
+                revive_id=revive_id,
             )
             if reservation.granted:
                 self._live[reservation.id] = _Live(
                     thread_id=thread_id,
                     estimate_nanos=to_nanos(estimate_usd),
                     expires_at=now + ttl_s,
+                    key=key,
                 )
+                if key is not None:
+                    self._keys[key] = KeyedRow(
+                        reservation.id, thread_id, to_nanos(estimate_usd), None, live=True
+                    )
             return reservation
 
-    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    def settle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
         with self._lock:
             # Kept after expiry until settled or released, so a late settle is still counted.
-            entry = self._live.pop(reservation_id)
+            entry = self._live.pop(reservation_id, None)
+            if entry is None:  # settled or released by another holder of its key
+                return
             nanos = entry.estimate_nanos if actual_usd is None else to_nanos(actual_usd)
             settled = self._settled.setdefault(entry.thread_id, _Settled())
             settled.escalations += 1
             settled.nanos += nanos
             self._settled_nanos += nanos
+            if entry.key is not None:
+                self._keys[entry.key] = KeyedRow(
+                    reservation_id,
+                    entry.thread_id,
+                    entry.estimate_nanos,
+                    nanos,
+                    live=False,
+                    result_json=result_json,
+                )
 
     def release(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
         with self._lock:
-            self._live.pop(reservation_id, None)
+            entry = self._live.pop(reservation_id, None)
+            if entry is not None and entry.key is not None:
+                del self._keys[entry.key]
 
     def spent(self, thread_id: str | None = None) -> float:
         """See ``Ledger.spent``."""
@@ -441,15 +453,40 @@ class MemoryLedger(Ledger):
         with self._lock:
             return self._settled.get(thread_id, _Settled()).escalations
 
+    def usage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        with self._lock:
+            live = list(self._live_entries(time.monotonic()))
+            mine = [entry.estimate_nanos for entry in live if entry.thread_id == thread_id]
+            settled = self._settled.get(thread_id, _Settled()) if thread_id else _Settled()
+            return Usage(
+                thread_escalations=settled.escalations,
+                thread_nanos=settled.nanos,
+                thread_open_escalations=len(mine),
+                thread_open_nanos=sum(mine),
+                total_nanos=self._settled_nanos,
+                total_open_nanos=sum(entry.estimate_nanos for entry in live),
+            )
+
     async def areserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
-        return self.reserve(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+        return self.reserve(
+            thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
+        )
 
-    async def asettle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    async def asettle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
-        self.settle(reservation_id, actual_usd=actual_usd)
+        self.settle(reservation_id, actual_usd=actual_usd, result_json=result_json)
 
     async def arelease(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
@@ -462,6 +499,30 @@ class MemoryLedger(Ledger):
     async def aescalations(self, thread_id: str) -> int:
         """See ``Ledger.escalations``."""
         return self.escalations(thread_id)
+
+    async def ausage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        return self.usage(thread_id)
+
+    def _key_row(self, key: str, now: float) -> KeyedRow | None:
+        row = self._keys.get(key)
+        if row is None or row.actual_nanos is not None:
+            return row
+        entry = self._live[row.id]
+        return KeyedRow(row.id, row.thread_id, entry.estimate_nanos, None, entry.expires_at > now)
+
+    def _committed(self, thread_id: str, now: float) -> Committed:
+        settled = self._settled.get(thread_id, _Settled())
+        live = list(self._live_entries(now))
+        mine = [entry.estimate_nanos for entry in live if entry.thread_id == thread_id]
+        return Committed(
+            thread_escalations=settled.escalations + len(mine),
+            thread_nanos=settled.nanos + sum(mine),
+            total_nanos=self._settled_nanos + sum(entry.estimate_nanos for entry in live),
+        )
+
+    def _live_entries(self, now: float) -> Iterator[_Live]:
+        return (entry for entry in self._live.values() if entry.expires_at > now)
 
 
 def _usd(nanos: int) -> str:

@@ -30,43 +30,32 @@ import asyncio
 import re
 import threading
 import weakref
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from langchain_escalate.budget.ledger import (
     Committed,
+    KeyedRow,
     Ledger,
     Limits,
     Reservation,
+    Usage,
     from_nanos,
     to_nanos,
 )
+from langchain_escalate.budget.postgres_sql import INSTALL_HINT, Query, Statements, import_psycopg
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection, Connection
-    from psycopg.sql import SQL, Composable, Composed
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-__all__ = ["DEFAULT_TABLE", "PostgresLedger"]
+__all__ = ["DEFAULT_TABLE", "INSTALL_HINT", "PostgresLedger"]
 
 DEFAULT_TABLE = "escalate_reservations"
-INSTALL_HINT = 'the PostgreSQL ledger needs psycopg: pip install "langchain-escalate[postgres]"'
 _TABLE_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")
-# Serializes CREATE TABLE IF NOT EXISTS across workers: concurrent creations
-# of one table can fail on the catalog's unique index.
-_SCHEMA_LOCK_KEY = "langchain_escalate:schema"
 
 Rows = list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class _Query:
-    statement: SQL | Composed
-    params: Sequence[Any] = ()
-
-
-Steps = Generator[_Query, Rows, Any]
+Steps = Generator[Query, Rows, Any]
 
 
 class PostgresLedger(Ledger):
@@ -102,6 +91,7 @@ class PostgresLedger(Ledger):
             raise ValueError(msg)
         self.dsn = dsn
         self.table = table
+        self._statements = Statements(table)
         self._max_connections = max_connections
         self._pool: ConnectionPool[Any] | None = None
         self._async_pools: weakref.WeakKeyDictionary[
@@ -113,17 +103,27 @@ class PostgresLedger(Ledger):
     # -- sync driver -----------------------------------------------------
 
     def reserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
         reservation: Reservation = self._run(
-            self._reserve_steps(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+            self._reserve_steps(
+                thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
+            )
         )
         return reservation
 
-    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    def settle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
-        self._run(self._settle_steps(reservation_id, actual_usd), atomic=False)
+        self._run(self._settle_steps(reservation_id, actual_usd, result_json), atomic=False)
 
     def release(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
@@ -138,6 +138,11 @@ class PostgresLedger(Ledger):
         """See ``Ledger.escalations``."""
         count: int = self._run(self._escalations_steps(thread_id), atomic=False)
         return count
+
+    def usage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        usage: Usage = self._run(self._usage_steps(thread_id), atomic=False)
+        return usage
 
     def close(self) -> None:
         """Close the sync pool (async pools: ``aclose`` from their loop)."""
@@ -166,7 +171,7 @@ class PostgresLedger(Ledger):
     def _sync_pool(self) -> ConnectionPool[Any]:
         with self._lock:
             if self._pool is None:
-                _, pool_module = _import_psycopg()
+                _, pool_module = import_psycopg()
                 self._pool = pool_module.ConnectionPool(
                     self.dsn,
                     min_size=1,
@@ -179,17 +184,27 @@ class PostgresLedger(Ledger):
     # -- async driver ----------------------------------------------------
 
     async def areserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
         reservation: Reservation = await self._arun(
-            self._reserve_steps(thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s)
+            self._reserve_steps(
+                thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
+            )
         )
         return reservation
 
-    async def asettle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    async def asettle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
-        await self._arun(self._settle_steps(reservation_id, actual_usd), atomic=False)
+        await self._arun(self._settle_steps(reservation_id, actual_usd, result_json), atomic=False)
 
     async def arelease(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
@@ -204,6 +219,11 @@ class PostgresLedger(Ledger):
         """See ``Ledger.escalations``."""
         count: int = await self._arun(self._escalations_steps(thread_id), atomic=False)
         return count
+
+    async def ausage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        usage: Usage = await self._arun(self._usage_steps(thread_id), atomic=False)
+        return usage
 
     async def aclose(self) -> None:
         """Close the pool of the running event loop, and the sync pool."""
@@ -230,7 +250,7 @@ class PostgresLedger(Ledger):
         loop = asyncio.get_running_loop()
         pool = self._async_pools.get(loop)
         if pool is None:
-            _, pool_module = _import_psycopg()
+            _, pool_module = import_psycopg()
             pool = pool_module.AsyncConnectionPool(
                 self.dsn,
                 min_size=1,
@@ -245,126 +265,62 @@ class PostgresLedger(Ledger):
     # -- the steps both drivers run ----------------------------------------
 
     def _reserve_steps(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None,
     ) -> Steps:
-        sql = _sql()
-        table = self._table_sql()
-        lock_key = self._lock_key()
-        if limits.has_total:
-            yield _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (lock_key,))
-        else:
-            yield _Query(
-                sql.SQL(
-                    "SELECT pg_advisory_xact_lock_shared(hashtext(%s)), "
-                    "pg_advisory_xact_lock(hashtext(%s), hashtext(%s))"
-                ),
-                (lock_key, lock_key, thread_id),
-            )
-        # One read for the thread's and (when needed) every thread's commitments.
-        total_sql = (
-            "coalesce(sum(coalesce(actual_nanos, estimate_nanos)), 0)::bigint"
-            if limits.has_total
-            else "0::bigint"
-        )
-        [(count, nanos, total)] = yield _Query(
-            sql.SQL(
-                "SELECT count(*) FILTER (WHERE thread_id = %s), "
-                "coalesce(sum(coalesce(actual_nanos, estimate_nanos)) "
-                "FILTER (WHERE thread_id = %s), 0)::bigint, {total} "
-                "FROM {table} WHERE {scope} "
-                "(actual_nanos IS NOT NULL OR expires_at > clock_timestamp())"
-            ).format(
-                total=sql.SQL(total_sql),
-                table=table,
-                scope=sql.SQL("" if limits.has_total else "thread_id = %s AND"),
-            ),
-            (thread_id, thread_id) if limits.has_total else (thread_id, thread_id, thread_id),
-        )
+        sql = self._statements
+        yield sql.lock(thread_id, has_total=limits.has_total)
+        revive_id = None
+        if key is not None and (rows := (yield sql.key_row(key))):
+            row = KeyedRow(*rows[0])
+            found = self._from_key(row, thread_id=thread_id, key=key)
+            if found is not None:
+                if found.resumed:  # its holder is back: a full TTL again
+                    yield sql.renew(row.id, ttl_s)
+                return found
+            revive_id = row.id
+        [(count, nanos, total)] = yield sql.committed(thread_id, has_total=limits.has_total)
         reservation = self._decide(
             Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total),
             thread_id=thread_id,
             estimate_usd=estimate_usd,
             limits=limits,
+            key=key,
+            revive_id=revive_id,
         )
         if reservation.granted:
-            yield _Query(
-                sql.SQL(
-                    "INSERT INTO {table} (id, thread_id, estimate_nanos, expires_at) "
-                    "VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s))"
-                ).format(table=table),
-                (reservation.id, thread_id, to_nanos(estimate_usd), ttl_s),
-            )
+            yield sql.insert(reservation.id, thread_id, to_nanos(estimate_usd), ttl_s, key)
         return reservation
 
-    def _settle_steps(self, reservation_id: str, actual_usd: float | None) -> Steps:
-        sql = _sql()
+    def _settle_steps(
+        self, reservation_id: str, actual_usd: float | None, result_json: str | None
+    ) -> Steps:
         actual = None if actual_usd is None else to_nanos(actual_usd)
-        yield _Query(
-            sql.SQL(
-                "UPDATE {table} SET actual_nanos = coalesce(%s::bigint, estimate_nanos) "
-                "WHERE id = %s"
-            ).format(table=self._table_sql()),
-            (actual, reservation_id),
-        )
+        yield self._statements.settle(reservation_id, actual, result_json)
 
     def _release_steps(self, reservation_id: str) -> Steps:
-        sql = _sql()
-        yield _Query(
-            sql.SQL("DELETE FROM {table} WHERE id = %s AND actual_nanos IS NULL").format(
-                table=self._table_sql()
-            ),
-            (reservation_id,),
-        )
+        yield self._statements.release(reservation_id)
 
     def _spent_steps(self, thread_id: str | None) -> Steps:
-        sql = _sql()
-        where = sql.SQL("AND thread_id = %s" if thread_id is not None else "")
-        [(nanos,)] = yield _Query(
-            sql.SQL(
-                "SELECT coalesce(sum(actual_nanos), 0)::bigint FROM {table} "
-                "WHERE actual_nanos IS NOT NULL {where}"
-            ).format(table=self._table_sql(), where=where),
-            (thread_id,) if thread_id is not None else (),
-        )
+        [(nanos,)] = yield self._statements.spent(thread_id)
         return from_nanos(nanos)
 
     def _escalations_steps(self, thread_id: str) -> Steps:
-        sql = _sql()
-        [(count,)] = yield _Query(
-            sql.SQL(
-                "SELECT count(*) FROM {table} WHERE thread_id = %s AND actual_nanos IS NOT NULL"
-            ).format(table=self._table_sql()),
-            (thread_id,),
-        )
+        [(count,)] = yield self._statements.escalations(thread_id)
         return int(count)
 
+    def _usage_steps(self, thread_id: str | None) -> Steps:
+        [row] = yield self._statements.usage(thread_id)
+        return Usage(*(int(value or 0) for value in row))
+
     def _schema_steps(self) -> Steps:
-        sql = _sql()
-        yield _Query(sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s))"), (_SCHEMA_LOCK_KEY,))
-        yield _Query(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {table} ("
-                "id text PRIMARY KEY, "
-                "thread_id text NOT NULL, "
-                "estimate_nanos bigint NOT NULL, "
-                "actual_nanos bigint, "
-                "expires_at timestamptz NOT NULL, "
-                "created_at timestamptz NOT NULL DEFAULT now())"
-            ).format(table=self._table_sql())
-        )
-        yield _Query(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {table} (thread_id)").format(
-                index=sql.Identifier(self.table.rsplit(".", 1)[-1] + "_thread"),
-                table=self._table_sql(),
-            )
-        )
-
-    def _table_sql(self) -> Composable:
-        identifier: Composable = _sql().Identifier(*self.table.split("."))
-        return identifier
-
-    def _lock_key(self) -> str:
-        return f"langchain_escalate:{self.table}"
+        for query in self._statements.schema():  # noqa: UP028 - a list cannot take the rows sent back
+            yield query
 
 
 def _drive(connection: Connection[Any], steps: Steps) -> Any:
@@ -387,18 +343,3 @@ async def _adrive(connection: AsyncConnection[Any], steps: Steps) -> Any:
             query = steps.send(rows)
     except StopIteration as done:
         return done.value
-
-
-def _sql() -> Any:
-    psycopg, _ = _import_psycopg()
-    return psycopg.sql
-
-
-def _import_psycopg() -> tuple[Any, Any]:
-    try:
-        import psycopg  # noqa: PLC0415 - optional dependency
-        import psycopg.sql  # noqa: PLC0415 - optional dependency
-        import psycopg_pool  # noqa: PLC0415 - optional dependency
-    except ImportError as error:
-        raise ImportError(INSTALL_HINT) from error
-    return psycopg, psycopg_pool

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from langchain_escalate.budget.ledger import (
     Committed,
+    KeyedRow,
     Ledger,
     Limits,
     Reservation,
+    Usage,
     from_nanos,
     to_nanos,
 )
@@ -30,20 +32,41 @@ DEFAULT_TABLE = "escalate_reservations"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # A row counts while settled, or while reserved and not expired. Released rows
-# are deleted. Amounts are integer nano-dollars (see ledger.py).
+# are deleted. Amounts are integer nano-dollars (see ledger.py). The
+# idempotency key is unique where present; unkeyed rows stay out of its index.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
     id TEXT PRIMARY KEY,
     thread_id TEXT NOT NULL,
     estimate_nanos INTEGER NOT NULL,
     actual_nanos INTEGER,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    idempotency_key TEXT,
+    result_json TEXT
 );
 CREATE INDEX IF NOT EXISTS {table}_thread ON {table} (thread_id);
 """
+_KEY_INDEX = """
+CREATE UNIQUE INDEX IF NOT EXISTS {table}_key ON {table} (idempotency_key)
+WHERE idempotency_key IS NOT NULL
+"""
+# Columns added since the first release: a table made by it gains them on first use.
+_ADDED_COLUMNS = {"idempotency_key": "TEXT", "result_json": "TEXT"}
 _COMMITTED = """
 SELECT count(*), coalesce(sum(coalesce(actual_nanos, estimate_nanos)), 0)
 FROM {table} WHERE {where} (actual_nanos IS NOT NULL OR expires_at > ?)
+"""
+_USAGE = """
+SELECT
+    sum(CASE WHEN thread_id = :thread AND actual_nanos IS NOT NULL THEN 1 ELSE 0 END),
+    sum(CASE WHEN thread_id = :thread THEN actual_nanos ELSE 0 END),
+    sum(CASE WHEN thread_id = :thread AND actual_nanos IS NULL AND expires_at > :now
+        THEN 1 ELSE 0 END),
+    sum(CASE WHEN thread_id = :thread AND actual_nanos IS NULL AND expires_at > :now
+        THEN estimate_nanos ELSE 0 END),
+    sum(actual_nanos),
+    sum(CASE WHEN actual_nanos IS NULL AND expires_at > :now THEN estimate_nanos ELSE 0 END)
+FROM {table}
 """
 
 
@@ -87,45 +110,41 @@ class SQLiteLedger(Ledger):
         self._connections_lock = threading.Lock()
 
     def reserve(
-        self, thread_id: str, *, estimate_usd: float, limits: Limits, ttl_s: float
+        self,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
-            now = time.time()
-            count, nanos = connection.execute(
-                _COMMITTED.format(table=self.table, where="thread_id = ? AND"), (thread_id, now)
-            ).fetchone()
-            total = 0
-            if limits.has_total:
-                _, total = connection.execute(
-                    _COMMITTED.format(table=self.table, where=""), (now,)
-                ).fetchone()
-            reservation = self._decide(
-                Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total),
-                thread_id=thread_id,
+            reservation = self._reserve_locked(
+                connection,
+                thread_id,
                 estimate_usd=estimate_usd,
                 limits=limits,
+                ttl_s=ttl_s,
+                key=key,
             )
-            if reservation.granted:
-                connection.execute(
-                    f"INSERT INTO {self.table} (id, thread_id, estimate_nanos, expires_at) "  # noqa: S608 - validated identifier
-                    "VALUES (?, ?, ?, ?)",
-                    (reservation.id, thread_id, to_nanos(estimate_usd), now + ttl_s),
-                )
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
         return reservation
 
-    def settle(self, reservation_id: str, *, actual_usd: float | None) -> None:
+    def settle(
+        self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
+    ) -> None:
         """See ``Ledger.settle``."""
         actual = None if actual_usd is None else to_nanos(actual_usd)
         self._connection().execute(
-            f"UPDATE {self.table} SET actual_nanos = coalesce(?, estimate_nanos) WHERE id = ?",  # noqa: S608 - validated identifier
-            (actual, reservation_id),
+            f"UPDATE {self.table} SET actual_nanos = coalesce(?, estimate_nanos), "  # noqa: S608 - validated identifier
+            "result_json = ? WHERE id = ? AND actual_nanos IS NULL",
+            (actual, result_json, reservation_id),
         )
 
     def release(self, reservation_id: str) -> None:
@@ -162,6 +181,15 @@ class SQLiteLedger(Ledger):
         )
         return int(count)
 
+    def usage(self, thread_id: str | None = None) -> Usage:
+        """See ``Ledger.usage``."""
+        row = (
+            self._connection()
+            .execute(_USAGE.format(table=self.table), {"thread": thread_id, "now": time.time()})
+            .fetchone()
+        )
+        return Usage(*(int(value or 0) for value in row))
+
     def close(self) -> None:
         """Close every connection this ledger opened."""
         with self._connections_lock:
@@ -169,6 +197,67 @@ class SQLiteLedger(Ledger):
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def _reserve_locked(
+        self,
+        connection: sqlite3.Connection,
+        thread_id: str,
+        *,
+        estimate_usd: float,
+        limits: Limits,
+        ttl_s: float,
+        key: str | None,
+    ) -> Reservation:
+        """Reserve inside the write lock: a key's row first, else check limits and insert."""
+        now = time.time()
+        revive_id = None
+        if key is not None and (row := self._key_row(connection, key, now)) is not None:
+            found = self._from_key(row, thread_id=thread_id, key=key)
+            if found is not None:
+                if found.resumed:  # its holder is back: a full TTL again
+                    connection.execute(
+                        f"UPDATE {self.table} SET expires_at = ? WHERE id = ?",  # noqa: S608 - validated identifier
+                        (now + ttl_s, row.id),
+                    )
+                return found
+            revive_id = row.id
+        count, nanos = connection.execute(
+            _COMMITTED.format(table=self.table, where="thread_id = ? AND"), (thread_id, now)
+        ).fetchone()
+        total = 0
+        if limits.has_total:
+            _, total = connection.execute(
+                _COMMITTED.format(table=self.table, where=""), (now,)
+            ).fetchone()
+        reservation = self._decide(
+            Committed(thread_escalations=count, thread_nanos=nanos, total_nanos=total),
+            thread_id=thread_id,
+            estimate_usd=estimate_usd,
+            limits=limits,
+            key=key,
+            revive_id=revive_id,
+        )
+        if reservation.granted:
+            connection.execute(
+                f"INSERT INTO {self.table} "  # noqa: S608 - validated identifier
+                "(id, thread_id, estimate_nanos, expires_at, idempotency_key) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET "
+                "estimate_nanos = excluded.estimate_nanos, expires_at = excluded.expires_at",
+                (reservation.id, thread_id, to_nanos(estimate_usd), now + ttl_s, key),
+            )
+        return reservation
+
+    def _key_row(self, connection: sqlite3.Connection, key: str, now: float) -> KeyedRow | None:
+        row = connection.execute(
+            f"SELECT id, thread_id, estimate_nanos, actual_nanos, expires_at > ?, result_json "  # noqa: S608 - validated identifier
+            f"FROM {self.table} WHERE idempotency_key = ?",
+            (now, key),
+        ).fetchone()
+        if row is None:
+            return None
+        row_id, thread, estimate, actual, live, result_json = row
+        return KeyedRow(row_id, thread, estimate, actual, bool(live), result_json)
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -195,6 +284,11 @@ class SQLiteLedger(Ledger):
             for statement in _SCHEMA.format(table=self.table).split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            columns = {row[1] for row in connection.execute(f"PRAGMA table_info({self.table})")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    connection.execute(f"ALTER TABLE {self.table} ADD COLUMN {column} {kind}")
+            connection.execute(_KEY_INDEX.format(table=self.table))
         except BaseException:
             connection.execute("ROLLBACK")
             connection.close()
