@@ -51,8 +51,8 @@ async def test_serves_the_node_from_the_config_and_records_next_to_it(tmp_path: 
         # The node's threshold (2 failing repeats), not the default (3).
         assert stuck["first_stuck_index"] == 4
         status = structured(await session.call_tool("budget_status", {}))
-        assert status["limits"]["max_usd_total"]["limit"] == 1.5
-        assert status["limits"]["max_usd_total"]["spent"] == 0
+        assert status["usd_total"]["limit"] == 1.5
+        assert status["usd_total"]["spent"] == 0
         escaped = await session.call_tool(
             "ask_expert", {"question": "What is in it?", "files": ["../escalate.yaml"]}
         )

@@ -29,13 +29,15 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 
-from langchain_escalate.records import EscalationRecord
+from langchain_escalate.records_log import read_records
 from tests.mcp_launcher import ANSWER_HEADER, COST_PER_CALL, FAIL_MARK
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from mcp.types import CallToolResult
+
+    from langchain_escalate.records import EscalationRecord
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO / "tests" / "mcp_launcher.py"
@@ -87,11 +89,8 @@ class Paths:
         ]  # fmt: skip
 
     def records_written(self, since: int = 0) -> list[EscalationRecord]:
-        """The records in the log, from the ``since``-th on."""
-        if not self.records.exists():
-            return []
-        lines = self.records.read_text(encoding="utf-8").splitlines()[since:]
-        return [EscalationRecord.model_validate_json(line) for line in lines]
+        """The records in the log, from the ``since``-th on, read as ``report`` reads them."""
+        return read_records(self.records)[since:] if self.records.exists() else []
 
 
 def server_env() -> dict[str, str]:
@@ -172,9 +171,8 @@ async def test_over_stdio_each_tool_answers_and_a_thread_survives_a_restart(path
 
         status = await session.call_tool("budget_status", {"thread_id": thread})
         assert not is_error(status), text_of(status)
-        limits = structured(status)["limits"]
-        assert limits["max_escalations_per_thread"]["spent"] == 1
-        assert limits["max_escalations_per_thread"]["remaining"] == 2
+        per_thread = structured(status)["escalations_per_thread"]
+        assert (per_thread["spent"], per_thread["reserved"], per_thread["remaining"]) == (1, 0, 2)
 
     async with stdio_session(paths) as session:  # a new process
         follow_up = await ask(session, question="And which one refunds them?", thread_id=thread)
@@ -347,19 +345,6 @@ async def test_bad_calls_get_clear_errors_and_the_server_keeps_serving(
     outcomes = [record.outcome for record in paths.records_written(before)]
     assert outcomes == ["expert_failed", "answered", "answered", "over_budget", "answered"]
     assert "hunter2" not in paths.records.read_text()
-
-
-def test_records_are_one_record_dict_per_line(paths: Paths) -> None:
-    # `langchain-escalate report` reads this file: each line is EscalationRecord.to_dict().
-    from langchain_escalate.mcp_server.service import append_record  # noqa: PLC0415
-
-    record = EscalationRecord(
-        node="mcp", action="escalate", rule=None, reason="asked", outcome="answered"
-    )
-    append_record(paths.records, record)
-    append_record(paths.records, record)
-    lines = paths.records.read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [record.to_dict(), record.to_dict()]
 
 
 def test_a_line_that_is_not_json_rpc_does_not_stop_the_server(paths: Paths) -> None:

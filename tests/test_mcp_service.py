@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+PRICES = {"scripted-model": {"input": 1.0, "output": 1.0}}
+"""USD per 1M tokens: a price for the scripted model, so no price map is loaded."""
+
+
 def briefing_sent(model: ScriptedChatModel, call: int = -1) -> str:
     return str(model.calls[call][-1].content)
 
@@ -36,7 +40,7 @@ def test_attached_files_reach_the_expert_whole(tmp_path: Path, expert: ScriptedC
     # 60 KiB is far beyond the default briefing bound (1500 tokens): it must not be cut.
     source = "".join(f"line {n}: value = compute({n})\n" for n in range(2_000))
     (tmp_path / "big.py").write_text(source)
-    service = ExpertService(expert, workdir=tmp_path)
+    service = ExpertService(expert, workdir=tmp_path, prices=PRICES)
     asyncio.run(service.ask_expert("Where is the bug?", files=["big.py"]))
     sent = briefing_sent(expert)
     assert "--- big.py ---" in sent
@@ -46,7 +50,7 @@ def test_attached_files_reach_the_expert_whole(tmp_path: Path, expert: ScriptedC
 def test_a_thread_briefs_earlier_turns_and_a_new_thread_does_not(
     tmp_path: Path, expert: ScriptedChatModel
 ) -> None:
-    service = ExpertService(expert, threads=tmp_path / "threads.db")
+    service = ExpertService(expert, threads=tmp_path / "threads.db", prices=PRICES)
     first = asyncio.run(service.ask_expert("Which endpoint lists invoices?", context="v1 is 404"))
     asyncio.run(service.ask_expert("And refunds?", thread_id=first.thread_id))
     follow_up = briefing_sent(expert)
@@ -56,7 +60,7 @@ def test_a_thread_briefs_earlier_turns_and_a_new_thread_does_not(
     asyncio.run(service.ask_expert("Something else"))
     assert "Which endpoint lists invoices?" not in briefing_sent(expert)
     # A second service on the same file (another process, a restart) continues the thread.
-    again = ExpertService(expert, threads=tmp_path / "threads.db")
+    again = ExpertService(expert, threads=tmp_path / "threads.db", prices=PRICES)
     third = asyncio.run(again.ask_expert("And credits?", thread_id=first.thread_id))
     assert third.turn == 3
 
@@ -96,15 +100,31 @@ def test_check_stuck_reads_jsonl_text_like_scan(expert: ScriptedChatModel) -> No
         service.check_stuck("[{")
 
 
-def test_budget_status_counts_what_was_spent(tmp_path: Path, expert: ScriptedChatModel) -> None:
-    budget = Budget(max_escalations_per_thread=2, max_usd_total=1.0)
-    service = ExpertService(
-        expert, budget=budget, prices={"scripted-model": {"input": 1, "output": 1}}
+def test_budget_status_counts_what_was_spent_and_what_is_held(
+    tmp_path: Path, expert: ScriptedChatModel
+) -> None:
+    budget = Budget(
+        max_escalations_per_thread=3,
+        max_usd_total=1.0,
+        ledger=f"sqlite:///{tmp_path / 'ledger.db'}",
     )
+    service = ExpertService(expert, budget=budget, prices=PRICES)
     answer = asyncio.run(service.ask_expert("Why?"))
+    # Another agent on the same ledger holds a reservation for this thread right now.
+    held = Budget(max_escalations_per_thread=3, ledger=budget.ledger).reserve(
+        answer.thread_id, 0.25
+    )
     status = asyncio.run(service.budget_status(answer.thread_id))
-    per_thread = status["limits"]["max_escalations_per_thread"]
-    assert (per_thread["spent"], per_thread["remaining"]) == (1, 1)
-    assert status["limits"]["max_usd_total"]["spent"] == pytest.approx(answer.record.cost_usd)
+    assert status["limited"] is True
+    per_thread = status["escalations_per_thread"]
+    assert (per_thread["spent"], per_thread["reserved"], per_thread["remaining"]) == (1, 1, 1)
+    total = status["usd_total"]
+    assert total["spent"] == pytest.approx(answer.record.cost_usd)
+    assert total["reserved"] == pytest.approx(0.25)
+    assert total["remaining"] == pytest.approx(1.0 - 0.25 - (answer.record.cost_usd or 0))
+    held.release()
     no_thread = asyncio.run(service.budget_status())
-    assert no_thread["limits"]["max_escalations_per_thread"]["spent"] is None
+    assert no_thread["escalations_per_thread"] is None
+    assert no_thread["usd_total"]["reserved"] == 0
+    unbounded = ExpertService(expert)
+    assert asyncio.run(unbounded.budget_status("t")) == {"limited": False, "thread_id": "t"}

@@ -11,7 +11,6 @@ answer the expert could not give (budget refused, strong model failed) is an
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_escalate.detector import DetectorConfig, StuckDetector
 from langchain_escalate.escalation import Escalator
-from langchain_escalate.expert.briefing import CHARS_PER_TOKEN
+from langchain_escalate.expert.briefing import CHARS_PER_TOKEN, build_briefing
 from langchain_escalate.mcp_server.inputs import (
     InputLimits,
     ToolInputError,
@@ -29,25 +28,28 @@ from langchain_escalate.mcp_server.inputs import (
     read_transcript,
 )
 from langchain_escalate.mcp_server.threads import ThreadStore, thread_messages
+from langchain_escalate.records_log import append_records
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Mapping, Sequence
+
+    from langchain_core.messages import BaseMessage
 
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
     from langchain_escalate.expert.expert import ExpertSpec
     from langchain_escalate.records import EscalationRecord
 
-__all__ = ["AskResult", "ExpertService", "ExpertUnavailableError", "append_record", "budget_status"]
+__all__ = ["AskResult", "ExpertService", "ExpertUnavailableError"]
 
 DEFAULT_NODE = "mcp"
 """The node name in records when none is configured."""
 
-# build_briefing gives the caller's context a sixth of the bound; attached
-# files are raised to fit whole (within the file caps) instead of being cut.
-_CONTEXT_SHARE = 6
-_BRIEFING_SLACK_TOKENS = 200
+# Attached files reach the expert whole (within the file caps): the briefing
+# bound is doubled until build_briefing keeps the caller's context uncut. The
+# input caps bound the context, so a few doublings always suffice.
+_MAX_BOUND_DOUBLINGS = 16
 
 
 class ExpertUnavailableError(RuntimeError):
@@ -195,16 +197,13 @@ class ExpertService:
         )
         full_context = "\n\n".join(part for part in (context, attached) if part) or None
         thread = thread_id or uuid.uuid4().hex
-        turns = await asyncio.to_thread(self.threads.turns, thread)
+        earlier = thread_messages(await asyncio.to_thread(self.threads.turns, thread))
+        bound = await asyncio.to_thread(self._briefing_bound, question, full_context, earlier)
         answer = await self.escalator.aask(
-            question,
-            thread_messages(turns),
-            context=full_context,
-            thread_id=thread,
-            max_tokens=self._briefing_bound(full_context),
+            question, earlier, context=full_context, thread_id=thread, max_tokens=bound
         )
         if self.records is not None:
-            await asyncio.to_thread(append_record, self.records, answer.record)
+            await asyncio.to_thread(append_records, self.records, [answer.record])
         if answer.text is None:
             msg = f"ask_expert could not answer: {answer.refusal}"
             raise ExpertUnavailableError(msg, answer.record)
@@ -253,14 +252,37 @@ class ExpertService:
         return result
 
     async def budget_status(self, thread_id: str | None = None) -> dict[str, Any]:
-        """Spent, reserved and remaining per limit (per-thread limits need ``thread_id``)."""
-        return await asyncio.to_thread(budget_status, self.budget, thread_id)
+        """Spent, reserved and remaining per limit, as ``Budget.status`` reports them.
 
-    def _briefing_bound(self, context: str | None) -> int:
+        Args:
+            thread_id: The thread for the per-thread limits (``None``: they are ``None``).
+
+        Returns:
+            ``{"limited": True, "ledger", "thread_id", "escalations_per_thread",
+            "usd_per_thread", "usd_total"}``, each limit ``{"limit", "spent",
+            "reserved", "remaining"}``; ``{"limited": False, "thread_id"}``
+            without a budget.
+        """
+        if self.budget is None:
+            return {"limited": False, "thread_id": thread_id}
+        return {"limited": True, **await self.budget.astatus(thread_id)}
+
+    def _briefing_bound(
+        self, question: str, context: str | None, earlier: Sequence[BaseMessage]
+    ) -> int:
+        """The smallest doubling of the node's bound at which the context is briefed uncut."""
+        bound = self.briefing_max_tokens
         if not context:
-            return self.briefing_max_tokens
-        needed = math.ceil(len(context) * _CONTEXT_SHARE / CHARS_PER_TOKEN)
-        return max(self.briefing_max_tokens, needed + _BRIEFING_SLACK_TOKENS)
+            return bound
+        # Below this the context cannot fit whatever its share: start there.
+        bound = max(bound, math.ceil(len(context) / CHARS_PER_TOKEN))
+        for _ in range(_MAX_BOUND_DOUBLINGS):
+            # The same call Escalator.ask makes; the text is only probed.
+            briefing = build_briefing(earlier, question=question, context=context, max_tokens=bound)
+            if context.strip() in briefing:
+                break
+            bound *= 2
+        return bound
 
 
 def cost_text(record: EscalationRecord) -> str:
@@ -269,56 +291,6 @@ def cost_text(record: EscalationRecord) -> str:
     if record.cost_usd is None:
         return f"cost: unknown, no price for {record.model} ({usage})"
     return f"cost: ${record.cost_usd:.4f} ({usage})"
-
-
-def append_record(path: Path, record: EscalationRecord) -> None:
-    """Append one record to the records JSONL (``langchain-escalate report`` reads it).
-
-    The switch point for ``langchain_escalate.records_log.append_records``
-    once it lands: one line per record, written in one call.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as file:
-        file.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-
-
-def budget_status(budget: Budget | None, thread_id: str | None) -> dict[str, Any]:
-    """Spent, reserved and remaining per limit.
-
-    The switch point for ``Budget.status``: used when the budget has it,
-    otherwise computed from the ledger's settled totals (``reserved`` is then
-    ``None``: live reservations are not visible through ``Budget`` yet).
-
-    Args:
-        budget: The budget, or ``None`` (unbounded).
-        thread_id: The thread for the per-thread limits.
-
-    Returns:
-        ``{"limited", "thread_id", "limits": {name: {"limit", "spent",
-        "reserved", "remaining"}}}``; a per-thread limit without
-        ``thread_id`` has ``spent`` and ``remaining`` ``None``.
-    """
-    if budget is None:
-        return {"limited": False, "thread_id": thread_id, "limits": {}}
-    status = getattr(budget, "status", None)
-    if callable(status):
-        return dict(status(thread_id))
-    limits: dict[str, dict[str, Any]] = {}
-    if budget.max_usd_total is not None:
-        limits["max_usd_total"] = _line(budget.max_usd_total, budget.spent())
-    if budget.max_usd_per_thread is not None:
-        spent = budget.spent(thread_id) if thread_id is not None else None
-        limits["max_usd_per_thread"] = _line(budget.max_usd_per_thread, spent)
-    if budget.max_escalations_per_thread is not None:
-        used = budget.escalations(thread_id) if thread_id is not None else None
-        limits["max_escalations_per_thread"] = _line(budget.max_escalations_per_thread, used)
-    return {"limited": True, "thread_id": thread_id, "limits": limits}
-
-
-def _line(limit: float, spent: float | None) -> dict[str, Any]:
-    if spent is None:  # a per-thread limit asked about without a thread
-        return {"limit": limit, "spent": None, "reserved": None, "remaining": None}
-    return {"limit": limit, "spent": spent, "reserved": None, "remaining": max(limit - spent, 0)}
 
 
 def _advice(verdicts: Sequence[tuple[int, Any]], count: int) -> str:
