@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_escalate.budget import Budget
-    from langchain_escalate.config import EscalateConfig, load_config
     from langchain_escalate.confidence import ConfidenceConfig
+    from langchain_escalate.config import EscalateConfig, load_config
     from langchain_escalate.detector import DetectorConfig, StuckDetector, Verdict
     from langchain_escalate.middleware import EscalationMiddleware
     from langchain_escalate.node import create_escalating_node
