@@ -3,15 +3,15 @@
 Every section forbids unknown keys, so a typo is an error rather than a
 setting silently ignored. ``detector`` and ``policy`` are the library's own
 ``DetectorConfig`` and ``EscalationPolicy``; ``prices`` are ``cost.ModelPrice``.
-The budget section mirrors ``budget.Budget``'s arguments: the real ``Budget``
-(which may open a database) is built only when a node is built.
+The budget section is ``budget.Budget`` itself (with the ledger as a URL);
+the ``Budget`` a node uses, with a shared ledger, is built only when a node is built.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_escalate.budget import Budget
 from langchain_escalate.cost import ModelPrice  # noqa: TC001 - pydantic needs it at runtime
@@ -51,6 +51,25 @@ def _accept_model_id_string(schema: dict[str, Any]) -> None:
         },
         as_mapping,
     ]
+
+
+_BUDGET_FIELD_DESCRIPTIONS = {
+    "max_escalations_per_thread": "Escalations allowed per thread; null: no limit.",
+    "max_usd_per_thread": "USD the strong model may spend per thread; null: no limit.",
+    "max_usd_total": "USD the strong model may spend in all threads sharing the ledger; null: none",
+    "ledger": (
+        "Where spend is recorded: memory:// (this process), sqlite:///path/to/ledger.db "
+        "(one machine) or postgresql://user@host/db (a fleet); ?table=name picks the table."
+    ),
+    "reservation_ttl_s": "Seconds after which a reservation whose holder died stops counting.",
+    "default_estimate_usd": "USD reserved per escalation when its cost cannot be estimated.",
+}
+
+
+def _describe_budget_fields(schema: dict[str, Any]) -> None:
+    # Editors show these on hover; Budget documents its fields in its docstring only.
+    for name, description in _BUDGET_FIELD_DESCRIPTIONS.items():
+        schema.get("properties", {}).get(name, {}).setdefault("description", description)
 
 
 class _ModelOptions(BaseModel):
@@ -168,8 +187,8 @@ class NodeModels(BaseModel):
     )
 
 
-class BudgetSettings(BaseModel):
-    """Limits on strong-model spend: the arguments of ``budget.Budget``.
+class BudgetSettings(Budget):
+    """Limits on strong-model spend: ``budget.Budget``, with the ledger as a URL.
 
     A node gets a ``Budget`` only when at least one limit is set. Budgets
     with the same ``ledger`` URL share one ledger object.
@@ -181,58 +200,16 @@ class BudgetSettings(BaseModel):
         False
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(json_schema_extra=_describe_budget_fields)
 
-    max_escalations_per_thread: int | None = Field(
-        default=None, ge=0, description="Escalations allowed per thread; null: no limit."
-    )
-    max_usd_per_thread: float | None = Field(
-        default=None, ge=0, description="USD the strong model may spend per thread; null: no limit."
-    )
-    max_usd_total: float | None = Field(
-        default=None,
-        ge=0,
-        description="USD the strong model may spend in all threads sharing the ledger; null: none.",
-    )
-    ledger: str = Field(
-        default="memory://",
-        description=(
-            "Where spend is recorded: memory:// (this process), sqlite:///path/to/ledger.db "
-            "(one machine) or postgresql://user@host/db (a fleet); ?table=name picks the table."
-        ),
-    )
-    reservation_ttl_s: float = Field(
-        default=600.0,
-        gt=0,
-        description="Seconds after which a reservation whose holder died stops counting.",
-    )
-    default_estimate_usd: float = Field(
-        default=0.05,
-        ge=0,
-        description="USD reserved per escalation when its cost cannot be estimated.",
-    )
-
-    @field_validator("ledger")
-    @classmethod
-    def _known_ledger(cls, url: str) -> str:
-        # Budget owns the URL grammar; asking it keeps the two from drifting apart.
-        try:
-            Budget(ledger=url)
-        except ValidationError as error:
-            raise ValueError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
-        return url
+    # A file can only name a ledger; Budget's URL check still applies.
+    ledger: str = "memory://"
 
     @property
     def limited(self) -> bool:
         """Whether any limit is set (otherwise no ``Budget`` is needed)."""
-        return any(
-            limit is not None
-            for limit in (
-                self.max_escalations_per_thread,
-                self.max_usd_per_thread,
-                self.max_usd_total,
-            )
-        )
+        limits = (self.max_escalations_per_thread, self.max_usd_per_thread, self.max_usd_total)
+        return any(limit is not None for limit in limits)
 
 
 class ToolSettings(BaseModel):
