@@ -88,6 +88,7 @@ def run_check_config(args: argparse.Namespace) -> int:
         0 when valid, 2 when not.
     """
     from langchain_escalate.config import ConfigError, load_config  # noqa: PLC0415 - only this command needs it
+    from langchain_escalate.config.errors import escape_control  # noqa: PLC0415
 
     try:
         # A Path: FILE is always read as a file, never taken for YAML text.
@@ -98,7 +99,7 @@ def run_check_config(args: argparse.Namespace) -> int:
         _report_invalid(args.file, error, as_json=args.format == "json")
         return EXIT_INVALID
     except GraphImportError as error:
-        sys.stderr.write(f"{args.file}: --graph {args.graph}: {error}\n")
+        sys.stderr.write(escape_control(f"{args.file}: --graph {args.graph}: {error}") + "\n")
         return EXIT_INVALID
     settings = [config.for_node(name) for name in config.node_names]
     if args.format == "json":
@@ -109,7 +110,9 @@ def run_check_config(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        sys.stdout.write(render_text(config, settings))
+        text = render_text(config, settings)
+        lines = text.removesuffix("\n").split("\n")  # not splitlines(): it splits at U+2028 too
+        sys.stdout.write("".join(escape_control(line) + "\n" for line in lines))
     return EXIT_OK
 
 

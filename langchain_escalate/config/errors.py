@@ -18,6 +18,7 @@ __all__ = [
     "did_you_mean",
     "escape_control",
     "format_path",
+    "quote",
 ]
 
 YamlPath = tuple[str | int, ...]
@@ -37,6 +38,17 @@ def escape_control(text: str) -> str:
         'tool\\x1b[2J\\nname'
     """
     return _CONTROL.sub(lambda found: repr(found[0])[1:-1], text)
+
+
+def quote(value: object, limit: int = 120) -> str:
+    """Return ``repr(value)``, shortened to ``limit`` characters: enough to recognise a value.
+
+    Example:
+        >>> quote("9" * 500, limit=12)
+        "'9999...99'"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 6]}...{text[-2:]}"
 
 
 @dataclass(frozen=True)

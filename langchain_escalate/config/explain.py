@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from langchain_escalate.config.errors import ConfigIssue, Origin, YamlPath, did_you_mean
+from langchain_escalate.config.errors import ConfigIssue, Origin, YamlPath, did_you_mean, quote
 from langchain_escalate.config.schema import ConfigFile
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def explain(
     for details in _most_specific(error.errors()):
         loc: YamlPath = tuple(part for part in details["loc"] if part != "[key]")
         value = details.get("input")
-        shown = f"{written[loc]!r} (from the environment)" if loc in written else repr(value)
+        shown = f"{written[loc]!r} (from the environment)" if loc in written else quote(value)
         reword = _REWORDINGS.get(details["type"], _generic)
         issues.append(origin.issue(loc, reword(details, loc, shown)))
     return issues

@@ -41,6 +41,7 @@ _CREDENTIAL_KEY = re.compile(
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/@]*:(?P<password>[^@/]+)@", re.IGNORECASE)
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _BARE_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -230,8 +231,15 @@ def _non_finite(data: Any, origin: Origin, written: Mapping[YamlPath, str]) -> l
             "write a number such as 25.0, or null for no limit",
         )
         for path, value in _leaves(data, ())
-        if isinstance(value, float) and not math.isfinite(value)
+        if _infinite_or_nan(value)
     ]
+
+
+def _infinite_or_nan(value: object) -> bool:
+    # YAML reads `1e309` (no dot) as a string, which pydantic turns into inf.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        value = float(value)
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _leaves(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, Any]]:

@@ -19,7 +19,13 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from langchain_escalate.config.errors import ConfigError, ConfigIssue, YamlPath, format_path
+from langchain_escalate.config.errors import (
+    ConfigError,
+    ConfigIssue,
+    YamlPath,
+    format_path,
+    quote,
+)
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "TEXT_SOURCE", "parse_yaml", "read_source"]
 
@@ -48,22 +54,27 @@ def read_source(path_or_text: str | os.PathLike[str]) -> tuple[str, str]:
     source = os.fspath(path_or_text)
     try:
         mode = Path(source).stat().st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            _fail(source, f"is {kind}; give the path of an escalate.yaml")
-        # Read one byte more than allowed: a FIFO or a growing file cannot run away.
-        with Path(source).open("rb") as file:
-            data = file.read(MAX_BYTES + 1)
+        # A FIFO would block, /dev/zero never end: regular files only.
+        data = _read_regular_file(source) if stat.S_ISREG(mode) else None
     except FileNotFoundError:
         _fail(source, "no such file; give the path of an escalate.yaml, or YAML text")
-    except OSError as error:
-        _fail(source, f"cannot be read: {error.strerror or error}")
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        _fail(source, f"cannot be read: {getattr(error, 'strerror', None) or error}")
+    if data is None:
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        _fail(source, f"is {kind}; give the path of an escalate.yaml")
     if len(data) > MAX_BYTES:
         _fail(source, f"is larger than {MAX_BYTES:,} bytes; a configuration is a few kilobytes")
     try:
         return source, data.decode("utf-8")
     except UnicodeDecodeError as error:
         _fail(source, f"not UTF-8 text ({error.reason} at byte {error.start})")
+
+
+def _read_regular_file(path: str) -> bytes:
+    # One byte more than allowed tells a file that is too large, without reading it all.
+    with Path(path).open("rb") as file:
+        return file.read(MAX_BYTES + 1)
 
 
 def parse_yaml(source: str, text: str) -> tuple[Any, dict[YamlPath, int], list[ConfigIssue]]:
@@ -137,7 +148,7 @@ class _BoundedLoader(yaml.SafeLoader):
         except (ValueError, TypeError, AttributeError, OverflowError) as error:
             # `!!int abc`, `!!float x`, `!!timestamp y`: PyYAML raises without a position.
             tag = str(node.tag).rsplit(":", 1)[-1]
-            msg = f"{node.value!r} is not a valid {tag} ({error})"
+            msg = f"{quote(node.value)} is not a valid {tag} ({quote(str(error))[1:-1]})"
             raise ConstructorError(None, None, msg, node.start_mark) from None
 
 
