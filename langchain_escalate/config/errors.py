@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
+
+from langchain_escalate.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -45,7 +47,7 @@ def quote(value: object, limit: int = 120) -> str:
 
     Example:
         >>> quote("9" * 500, limit=12)
-        "'9999...99'"
+        "'99999...9'"
     """
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 6]}...{text[-2:]}"
@@ -90,16 +92,17 @@ class ConfigError(ValueError):
 
     Each line reads ``escalate.yaml:12: nodes.planner.detector.monologue: ...``
     (file, line, YAML path, what was expected), so an editor or CI log can jump
-    to it.
+    to it. Secrets in a message (a key in a URL, say) are redacted.
 
     Attributes:
         issues: The problems, in file order.
     """
 
     def __init__(self, issues: Sequence[ConfigIssue]) -> None:
-        """Sort ``issues`` by line; the message is one issue per line."""
+        """Sort ``issues`` by line and redact secrets; the message is one issue per line."""
         self.issues: tuple[ConfigIssue, ...] = tuple(
-            sorted(issues, key=lambda issue: (issue.line is None, issue.line or 0))
+            replace(issue, path=redact(issue.path), message=redact(issue.message))
+            for issue in sorted(issues, key=lambda issue: (issue.line is None, issue.line or 0))
         )
         super().__init__("\n".join(str(issue) for issue in self.issues))
 

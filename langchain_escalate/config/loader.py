@@ -42,6 +42,9 @@ _CREDENTIAL_KEY = re.compile(
 )
 _URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/@]*:(?P<password>[^@/]+)@", re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_QUERY_SECRET = re.compile(
+    r"(?i)[?&](?:password|passwd|pwd|token|access_token|api[_-]?key|apikey|secret|key)=([^&#]*)"
+)
 _BARE_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -119,6 +122,8 @@ def _refuse_credentials(data: Any, origin: Origin) -> list[ConfigIssue]:
     for path, value in _leaves(data, ()):
         if path[-2:] == ("budget", "ledger") and _holds_password(value):
             issues[path] = origin.issue(path, _LEDGER_URL_ADVICE)
+        if path[-1:] == ("api_base",) and _holds_password(value):
+            issues[path] = origin.issue(path, _API_BASE_ADVICE)
         role_end = 2 if path[:1] == ("models",) else 4 if path[2:3] == ("models",) else 0
         if not role_end or path[:1] not in {("models",), ("nodes",)}:
             continue
@@ -140,6 +145,12 @@ _LEDGER_URL_ADVICE = (
     "the ledger URL holds a password; keep it out of the file: write "
     "postgresql://user:${LEDGER_PASSWORD}@host/db, use ledger: ${ESCALATE_LEDGER_URL}, "
     "or set PGPASSWORD"
+)
+
+
+_API_BASE_ADVICE = (
+    "the URL holds a password or key; keep it out of the file: write "
+    "https://user:${MY_PASSWORD}@host/v1 or ?key=${MY_KEY}, or api_base: ${MY_API_BASE}"
 )
 
 
@@ -165,9 +176,13 @@ def _provider_env_var(data: dict[str, Any], role_path: YamlPath) -> str:
 
 def _holds_password(url: object) -> bool:
     # `postgresql://app:${LEDGER_PASSWORD}@db/ledger` keeps the password out of the file;
-    # a literal, or a `${VAR:-default}` whose default is one, does not.
-    found = _URL_PASSWORD.match(url) if isinstance(url, str) else None
-    return found is not None and not _BARE_REFERENCE.fullmatch(found["password"])
+    # a literal, or a `${VAR:-default}` whose default is one, does not. So for `?password=`.
+    if not isinstance(url, str):
+        return False
+    found = _URL_PASSWORD.match(url)
+    values = [found["password"]] if found else []
+    values += _QUERY_SECRET.findall(url)
+    return any(not _BARE_REFERENCE.fullmatch(value) for value in values)
 
 
 def _interpolate(  # noqa: PLR0917 - one recursive walk; its state travels along
