@@ -1,9 +1,11 @@
 """``langchain-escalate schema`` and ``langchain-escalate check-config FILE``.
 
 ``schema`` prints the JSON Schema of ``escalate.yaml`` for editor completion.
-``check-config`` validates a file and prints what each node will run with;
-exit 0 when valid, 2 with one line per problem (``file:line: path: what``)
-when not. Neither imports litellm: nothing is built, only validated.
+``check-config`` validates a file, checks its model ids offline, and prints
+what each node will run with; exit 0 when valid (a model id the price map
+lacks is a warning on stderr), 2 with one line per problem
+(``file:line: path: what``) when not. Neither imports litellm: nothing is
+built, only validated.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import argparse
 
-    from langchain_escalate.config import ConfigError, EscalateConfig, NodeSettings
+    from langchain_escalate.config import ConfigError, ConfigIssue, EscalateConfig, NodeSettings
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -101,6 +103,7 @@ def run_check_config(args: argparse.Namespace) -> int:
     try:
         # A Path: FILE is always read as a file, never taken for YAML text.
         config = load_config(Path(args.file))
+        warnings = _model_id_problems(config)
         if args.graph:
             config.check_graph(_import_graph(args.graph))
     except ConfigError as error:
@@ -115,11 +118,24 @@ def run_check_config(args: argparse.Namespace) -> int:
             "file": args.file,
             "valid": True,
             "nodes": {s.name: s.to_dict() for s in settings},
+            "warnings": [_issue_dict(issue) for issue in warnings],
         }
         _write(sys.stdout, json.dumps(document, indent=2) + "\n", hidden)
     else:
+        _write(sys.stderr, "".join(f"{issue}\n" for issue in warnings), hidden)
         _write(sys.stdout, render_text(config, settings), hidden)
     return EXIT_OK
+
+
+def _model_id_problems(config: EscalateConfig) -> list[ConfigIssue]:
+    """Return the warnings about model ids; raise ``ConfigError`` for the errors."""
+    from langchain_escalate.config import ConfigError  # noqa: PLC0415 - only this command needs it
+
+    issues = config.check_model_ids()
+    errors = [issue for issue in issues if issue.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return issues
 
 
 def _write(stream: TextIO, text: str, hidden: dict[str, str]) -> None:
@@ -202,20 +218,21 @@ def _report_invalid(
         document = {
             "file": file,
             "valid": False,
-            "errors": [
-                {
-                    "file": issue.source,
-                    "line": issue.line,
-                    "column": issue.column,
-                    "path": issue.path,
-                    "message": issue.message,
-                }
-                for issue in issues
-            ],
+            "errors": [_issue_dict(issue) for issue in issues],
         }
         _write(sys.stdout, json.dumps(document, indent=2) + "\n", hidden)
     else:
         _write(sys.stderr, f"{error}\n", hidden)
+
+
+def _issue_dict(issue: ConfigIssue) -> dict[str, Any]:
+    return {
+        "file": issue.source,
+        "line": issue.line,
+        "column": issue.column,
+        "path": issue.path,
+        "message": issue.message,
+    }
 
 
 def _import_graph(spec: str) -> Any:

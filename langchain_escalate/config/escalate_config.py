@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import PrivateAttr
 
-from langchain_escalate.config.errors import ConfigError, Origin, did_you_mean
-from langchain_escalate.config.schema import BudgetSettings, ConfigFile, ModelSpec
+from langchain_escalate.config.errors import (
+    ConfigError,
+    ConfigIssue,
+    Origin,
+    YamlPath,
+    did_you_mean,
+)
+from langchain_escalate.config.schema import BudgetSettings, ConfigFile, ModelOverride, ModelSpec
 from langchain_escalate.config.settings import NodeSettings, merge_node
 
 if TYPE_CHECKING:
@@ -206,6 +212,42 @@ class EscalateConfig(ConfigFile):
                 ]
             )
         return graph
+
+    def check_model_ids(self) -> list[ConfigIssue]:
+        """Check every model id in the file offline: a known provider, a known model.
+
+        Providers and models come from litellm's bundled price map, read as a
+        file (litellm is not imported), and LangChain's ``init_chat_model``
+        providers. A model under ``prices``, or with an ``api_base``, may have
+        any name.
+
+        Returns:
+            An error per unknown provider, a warning per model the map lacks
+            (new models appear daily), each with the nearest known id.
+        """
+        from langchain_escalate.config.model_ids import check_model_id  # noqa: PLC0415 - a 1.5 MB map, read on use
+
+        issues = []
+        for path, spec in self._model_specs():
+            if spec.model is None:
+                continue
+            problem = check_model_id(
+                spec.model,
+                custom_provider=spec.custom_llm_provider,
+                self_hosted=spec.api_base is not None or spec.model in self.prices,
+            )
+            if problem is not None:
+                issues.append(self._origin.issue((*path, "model"), problem[1], problem[0]))
+        return issues
+
+    def _model_specs(self) -> Iterator[tuple[YamlPath, ModelSpec | ModelOverride]]:
+        for role in ("weak", "strong"):
+            if (spec := getattr(self.models, role)) is not None:
+                yield ("models", role), spec
+        for name, section in self.nodes.items():
+            for role in ("weak", "strong"):
+                if (override := getattr(section.models, role)) is not None:
+                    yield ("nodes", name, "models", role), override
 
     def close(self) -> None:
         """Close the ledgers the builders opened (SQLite files, PostgreSQL pools)."""

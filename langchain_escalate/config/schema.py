@@ -47,7 +47,7 @@ def _accept_model_id_string(schema: dict[str, Any]) -> None:
         {
             "type": "string",
             "minLength": 1,
-            "description": "A litellm model id: shorthand for {model: <id>}.",
+            "description": "A model id (provider/model or provider:model): {model: <id>}.",
         },
         as_mapping,
     ]
@@ -134,7 +134,7 @@ class _ModelOptions(BaseModel):
 
 
 class ModelSpec(_ModelOptions):
-    """A litellm model id and its options; a bare string is the id alone.
+    """A model id and its options; a bare string is the id alone.
 
     Example:
         >>> ModelSpec.model_validate("openai/qwen2.5").model
@@ -144,7 +144,8 @@ class ModelSpec(_ModelOptions):
     """
 
     model: str = Field(
-        min_length=1, description="litellm model id, e.g. anthropic/claude-sonnet-4-6."
+        min_length=1,
+        description="Model id: provider/model (litellm) or provider:model (LangChain).",
     )
 
 
@@ -159,7 +160,7 @@ class ModelOverride(_ModelOptions):
     model: str | None = Field(
         default=None,
         min_length=1,
-        description="litellm model id; omit it to keep the inherited model and change its options.",
+        description="Model id; omit it to keep the inherited model and change its options.",
     )
 
 
