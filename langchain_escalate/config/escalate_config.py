@@ -8,14 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import PrivateAttr
 
-from langchain_escalate.config.errors import (
-    ConfigError,
-    ConfigIssue,
-    Origin,
-    YamlPath,
-    did_you_mean,
-)
-from langchain_escalate.config.schema import BudgetSettings, ConfigFile, ModelOverride, ModelSpec
+from langchain_escalate.config.errors import ConfigError, ConfigIssue, Origin, did_you_mean
+from langchain_escalate.config.schema import BudgetSettings, ConfigFile, ModelSpec
 from langchain_escalate.config.settings import NodeSettings, merge_node
 
 if TYPE_CHECKING:
@@ -122,8 +116,8 @@ class EscalateConfig(ConfigFile):
 
         settings = self.for_node(name)
         kwargs = self._kwargs(settings, overrides, tools=tools, name=name, **_engine(settings))
-        weak = self._model_or_override(settings, "weak", kwargs.pop("weak", None))
-        strong = self._model_or_override(settings, "strong", kwargs.pop("strong", None))
+        weak = kwargs.pop("weak", None) or self._model(settings, "weak")
+        strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         return create_escalating_node(weak, strong, **kwargs)
 
     def build_tool(self, name: str, **overrides: Any) -> BaseTool:
@@ -152,7 +146,7 @@ class EscalateConfig(ConfigFile):
         tool_settings = settings.tool.model_dump(exclude=unset)
         briefing = settings.policy.briefing_max_tokens
         kwargs = self._kwargs(settings, overrides, briefing_max_tokens=briefing, **tool_settings)
-        strong = self._model_or_override(settings, "strong", kwargs.pop("strong", None))
+        strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         tool: BaseTool = create_ask_expert_tool(strong, **kwargs)
         return tool
 
@@ -175,7 +169,7 @@ class EscalateConfig(ConfigFile):
 
         settings = self.for_node(name)
         kwargs = self._kwargs(settings, overrides, name=name, **_engine(settings))
-        strong = self._model_or_override(settings, "strong", kwargs.pop("strong", None))
+        strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         return EscalationMiddleware(strong, **kwargs)
 
     def check_graph(self, graph: _GraphT) -> _GraphT:
@@ -214,40 +208,15 @@ class EscalateConfig(ConfigFile):
         return graph
 
     def check_model_ids(self) -> list[ConfigIssue]:
-        """Check every model id in the file offline: a known provider, a known model.
-
-        Providers and models come from litellm's bundled price map, read as a
-        file (litellm is not imported), and LangChain's ``init_chat_model``
-        providers. A model under ``prices``, or with an ``api_base``, may have
-        any name.
+        """Check every model id offline (``config.model_ids``), as ``check-config`` does.
 
         Returns:
-            An error per unknown provider, a warning per model the map lacks
-            (new models appear daily), each with the nearest known id.
+            An error per unknown provider, a warning per model litellm's price
+            map lacks, each at its line and with the nearest known id.
         """
-        from langchain_escalate.config.model_ids import check_model_id  # noqa: PLC0415 - a 1.5 MB map, read on use
+        from langchain_escalate.config.model_ids import model_id_issues  # noqa: PLC0415 - reads a 1.5 MB map
 
-        issues = []
-        for path, spec in self._model_specs():
-            if spec.model is None:
-                continue
-            problem = check_model_id(
-                spec.model,
-                custom_provider=spec.custom_llm_provider,
-                self_hosted=spec.api_base is not None or spec.model in self.prices,
-            )
-            if problem is not None:
-                issues.append(self._origin.issue((*path, "model"), problem[1], problem[0]))
-        return issues
-
-    def _model_specs(self) -> Iterator[tuple[YamlPath, ModelSpec | ModelOverride]]:
-        for role in ("weak", "strong"):
-            if (spec := getattr(self.models, role)) is not None:
-                yield ("models", role), spec
-        for name, section in self.nodes.items():
-            for role in ("weak", "strong"):
-                if (override := getattr(section.models, role)) is not None:
-                    yield ("nodes", name, "models", role), override
+        return model_id_issues(self, self._origin)
 
     def close(self) -> None:
         """Close the ledgers the builders opened (SQLite files, PostgreSQL pools)."""
@@ -262,9 +231,6 @@ class EscalateConfig(ConfigFile):
         # Every builder gets the node's budget and the file's prices; the caller's arguments win.
         budget = self._budget(settings.budget)
         return {"budget": budget, "prices": dict(self.prices), **from_file, **overrides}
-
-    def _model_or_override(self, settings: NodeSettings, role: str, override: Any) -> Any:
-        return override if override is not None else self._model(settings, role)
 
     def _model(self, settings: NodeSettings, role: str) -> ModelRef:
         spec: ModelSpec | None = getattr(settings, role)

@@ -1,18 +1,9 @@
 """Read ``escalate.yaml`` into an ``EscalateConfig``, or say exactly what is wrong.
 
-Reading goes in stages, and the problems of every stage are collected into
-one ``ConfigError`` so a user fixes a file in one round:
-
-1. YAML becomes plain data with each key's line (``reading``); malformed or
-   hostile YAML stops here, with the position.
-2. Credentials in model options are refused: API keys live in the
-   provider's environment variable.
-3. ``${VAR}`` and ``${VAR:-default}`` in string values are replaced from
-   the environment.
-4. pydantic validates the data against the strict schema; its errors are
-   told with the YAML path and line (``explain``).
-5. Checks that span values: every number finite, no node adjusting a model
-   that nobody named.
+Every stage's problems go into one ``ConfigError``, so a file is fixed in one
+round: YAML with line marks (``reading``), credentials refused, ``${VAR}``
+interpolated, pydantic validation told by YAML path and line (``explain``),
+then checks across values (finite numbers, models that nobody named).
 """
 
 from __future__ import annotations
@@ -88,28 +79,26 @@ def load_config(
     data = {} if data is None else data
     issues += _refuse_credentials(data, origin)
     written: dict[YamlPath, str] = {}
-    data = _interpolate(
-        data, (), environ if environ is not None else os.environ, origin, issues, written
-    )
+    environ = os.environ if environ is None else environ
+    data = _interpolate(data, (), environ, origin, issues, written)
     issues += _non_finite(data, origin, written)
     try:
         config = EscalateConfig.model_validate(data)
     except ValidationError as error:
-        reported = {issue.path for issue in issues}
-        issues += [issue for issue in explain(error, origin, written) if issue.path not in reported]
-        raise ConfigError(issues) from None
+        raise ConfigError(_new(issues, explain(error, origin, written))) from None
     # Strings become numbers in validation: `max_usd_total: ${LIMIT}` with LIMIT=1e309.
-    reported = {issue.path for issue in issues}
-    issues += [
-        issue
-        for issue in _non_finite(config.model_dump(), origin, written)
-        if issue.path not in reported
-    ]
+    issues = _new(issues, _non_finite(config.model_dump(), origin, written))
     issues += _unnamed_models(config, origin)
     if issues:
         raise ConfigError(issues)
     config._origin = origin  # noqa: SLF001 - the loader is the config's one maker
     return config
+
+
+def _new(issues: list[ConfigIssue], more: list[ConfigIssue]) -> list[ConfigIssue]:
+    """``issues`` and those of ``more`` at paths not reported yet: the first word wins."""
+    reported = {issue.path for issue in issues}
+    return issues + [issue for issue in more if issue.path not in reported]
 
 
 def _refuse_credentials(data: Any, origin: Origin) -> list[ConfigIssue]:

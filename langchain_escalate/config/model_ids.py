@@ -19,9 +19,16 @@ import importlib.util
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["LANGCHAIN_PROVIDERS", "ModelIdProblem", "check_model_id"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from langchain_escalate.config.errors import ConfigIssue, Origin, YamlPath
+    from langchain_escalate.config.escalate_config import EscalateConfig
+    from langchain_escalate.config.schema import ModelOverride, ModelSpec
+
+__all__ = ["LANGCHAIN_PROVIDERS", "ModelIdProblem", "check_model_id", "model_id_issues"]
 
 LANGCHAIN_PROVIDERS = frozenset(
     {
@@ -100,6 +107,34 @@ def check_model_id(
                 f"unknown provider {provider!r} (did you mean {close[0] + ':' + rest!r}?)",
             )
     return _check_litellm_id(model_id, custom_provider=custom_provider, self_hosted=self_hosted)
+
+
+def model_id_issues(config: EscalateConfig, origin: Origin) -> list[ConfigIssue]:
+    """Return an issue for each model id of ``config`` that ``check_model_id`` questions.
+
+    A model with an ``api_base``, or with a price under ``prices``, may have any name.
+    """
+    issues = []
+    for path, spec in _model_specs(config):
+        if spec.model is None:
+            continue
+        problem = check_model_id(
+            spec.model,
+            custom_provider=spec.custom_llm_provider,
+            self_hosted=spec.api_base is not None or spec.model in config.prices,
+        )
+        if problem is not None:
+            issues.append(origin.issue((*path, "model"), problem[1], problem[0]))
+    return issues
+
+
+def _model_specs(config: EscalateConfig) -> Iterator[tuple[YamlPath, ModelSpec | ModelOverride]]:
+    sections: list[tuple[YamlPath, Any]] = [(("models",), config.models)]
+    sections += [(("nodes", name, "models"), node.models) for name, node in config.nodes.items()]
+    for path, section in sections:
+        for role in ("weak", "strong"):
+            if (spec := getattr(section, role)) is not None:
+                yield (*path, role), spec
 
 
 def _check_litellm_id(
