@@ -9,7 +9,7 @@ the ``Budget`` a node uses, with a shared ledger, is built only when a node is b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,9 @@ from langchain_escalate.budget import Budget
 from langchain_escalate.cost import ModelPrice  # noqa: TC001 - pydantic needs it at runtime
 from langchain_escalate.detector.config import DetectorConfig
 from langchain_escalate.policy import EscalationPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "BudgetSettings",
@@ -37,20 +40,26 @@ TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """What every provider accepts as a function name."""
 
 
-def _accept_model_id_string(schema: dict[str, Any]) -> None:
-    # The validator below accepts a bare model id for the mapping; say so in
-    # the JSON Schema too, or editors would flag `strong: openai/gpt-4.1`.
-    as_mapping = {
-        key: schema.pop(key) for key in list(schema) if key not in {"title", "description"}
-    }
-    schema["anyOf"] = [
-        {
-            "type": "string",
-            "minLength": 1,
-            "description": "A model id (provider/model or provider:model): {model: <id>}.",
-        },
-        as_mapping,
-    ]
+_MODEL_ID_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "description": "A model id (provider/model or provider:model): {model: <id>}.",
+}
+
+
+def _or(alternative: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """Return a ``json_schema_extra`` that also accepts ``alternative`` for the mapping.
+
+    The model's ``before`` validator takes the shorthand; the JSON Schema must
+    say so too, or editors would flag ``strong: openai/gpt-4.1`` and ``planner:``.
+    """
+
+    def extend(schema: dict[str, Any]) -> None:
+        kept = {"title", "description"}
+        as_mapping = {key: schema.pop(key) for key in list(schema) if key not in kept}
+        schema["anyOf"] = [alternative, as_mapping]
+
+    return extend
 
 
 _BUDGET_FIELD_DESCRIPTIONS = {
@@ -79,9 +88,7 @@ class _ModelOptions(BaseModel):
     environment variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``...).
     """
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra=_accept_model_id_string
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_or(_MODEL_ID_SCHEMA))
 
     api_base: str | None = Field(
         default=None, description="Endpoint of the provider or of a local OpenAI-compatible server."
@@ -247,18 +254,10 @@ class DefaultsSection(BaseModel):
     tool: ToolSettings = Field(default_factory=ToolSettings, description="The ask-expert tool.")
 
 
-def _allow_empty_node(schema: dict[str, Any]) -> None:
-    # `planner:` with nothing under it is a node that takes every default.
-    as_mapping = {
-        key: schema.pop(key) for key in list(schema) if key not in {"title", "description"}
-    }
-    schema["anyOf"] = [as_mapping, {"type": "null"}]
-
-
 class NodeSection(DefaultsSection):
     """One node's overrides, deep-merged over ``defaults`` (and ``models``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_allow_empty_node)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_or({"type": "null"}))
 
     models: NodeModels = Field(
         default_factory=NodeModels, description="This node's weak and strong models."
