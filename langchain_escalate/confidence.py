@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from langchain_escalate.detector.normalize import normalize_text
 from langchain_escalate.detector.steps import (
@@ -97,6 +104,13 @@ class ConfidenceConfig(BaseModel):
             return import_string(value)
         msg = f"expected a callable or an import string 'pkg.module:function', got {value!r}"
         raise ValueError(msg)
+
+    @field_serializer("verify", "combine")
+    def _as_import_string(self, value: Any) -> str | None:
+        # Shown by check-config and kept in records as the import string YAML takes.
+        if value is None:
+            return None
+        return f"{value.__module__}:{value.__qualname__}"
 
     @field_validator("sources")
     @classmethod

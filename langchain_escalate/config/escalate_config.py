@@ -115,7 +115,9 @@ class EscalateConfig(ConfigFile):
         from langchain_escalate.node import create_escalating_node  # noqa: PLC0415 - adapters load on use
 
         settings = self.for_node(name)
-        kwargs = self._kwargs(settings, overrides, tools=tools, name=name, **_engine(settings))
+        kwargs = self._kwargs(
+            settings, overrides, tools=tools, name=name, **_engine(settings), **_scoring(settings)
+        )
         weak = kwargs.pop("weak", None) or self._model(settings, "weak")
         strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         return create_escalating_node(weak, strong, **kwargs)
@@ -263,6 +265,10 @@ class EscalateConfig(ConfigFile):
 
 def _engine(settings: NodeSettings) -> dict[str, Any]:
     return {"detector": settings.detector, "policy": settings.policy}
+
+
+def _scoring(settings: NodeSettings) -> dict[str, Any]:
+    return {"confidence": settings.confidence, "review_tools": settings.review_tools}
 
 
 def _node_names(graph: Any) -> Iterator[str]:

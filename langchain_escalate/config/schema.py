@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_escalate.budget import Budget
+from langchain_escalate.confidence import ConfidenceConfig  # noqa: TC001 - pydantic needs it
 from langchain_escalate.cost import ModelPrice  # noqa: TC001 - pydantic needs it at runtime
 from langchain_escalate.detector.config import DetectorConfig
 from langchain_escalate.policy import EscalationPolicy
@@ -252,6 +253,18 @@ class DefaultsSection(BaseModel):
         default_factory=BudgetSettings, description="Limits on strong-model spend."
     )
     tool: ToolSettings = Field(default_factory=ToolSettings, description="The ask-expert tool.")
+    confidence: ConfidenceConfig | None = Field(
+        default=None,
+        description=(
+            "Confidence sources that score the weak model's final replies and calls to "
+            "review_tools (verbalized, logprobs, consistency, verify); null: none."
+        ),
+    )
+    review_tools: tuple[str, ...] = Field(
+        default=(),
+        description="Tools whose calls are scored before they run; below the threshold "
+        "the ladder answers and the call does not run.",
+    )
 
 
 class NodeSection(DefaultsSection):

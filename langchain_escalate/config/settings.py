@@ -28,6 +28,7 @@ from langchain_escalate.redact import redact_data
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from langchain_escalate.confidence import ConfidenceConfig
     from langchain_escalate.cost import ModelPrice
 
 __all__ = ["NodeSettings", "merge_model", "merge_node"]
@@ -50,6 +51,8 @@ class NodeSettings:
         budget: Limits on strong-model spend (``budget.limited`` is ``False``
             when none is set).
         tool: The ask-expert tool's name, description and ``max_uses``.
+        confidence: The confidence sources, or ``None``.
+        review_tools: Tools whose calls are scored before they run.
         prices: USD per 1M tokens for models litellm lacks (shared by every node).
     """
 
@@ -61,6 +64,8 @@ class NodeSettings:
     budget: BudgetSettings
     tool: ToolSettings
     prices: Mapping[str, ModelPrice]
+    confidence: ConfidenceConfig | None = None
+    review_tools: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-ready data, secrets redacted (``redact.redact_data``)."""
@@ -72,6 +77,10 @@ class NodeSettings:
             "policy": self.policy.model_dump(mode="json"),
             "budget": self.budget.model_dump(mode="json"),
             "tool": self.tool.model_dump(mode="json"),
+            "confidence": None
+            if self.confidence is None
+            else self.confidence.model_dump(mode="json"),
+            "review_tools": list(self.review_tools),
             "prices": {
                 model: price.model_dump(mode="json") for model, price in self.prices.items()
             },
@@ -109,6 +118,12 @@ def merge_node(
         budget=_overlay(BudgetSettings, defaults.budget, node.budget),
         tool=_overlay(ToolSettings, defaults.tool, node.tool),
         prices=dict(prices),
+        confidence=node.confidence
+        if "confidence" in node.model_fields_set
+        else defaults.confidence,
+        review_tools=(
+            node.review_tools if "review_tools" in node.model_fields_set else defaults.review_tools
+        ),
     )
 
 
