@@ -19,6 +19,7 @@ from langchain_escalate.expert.briefing import (
     turn_start,
 )
 from langchain_escalate.records import ATTEMPTS_KEY, RECORD_KEY
+from langchain_escalate.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -68,7 +69,7 @@ def nudge_text(verdict: Verdict, messages: Sequence[BaseMessage]) -> str:
         "Try something different (other arguments, another tool, or a different plan), "
         "or answer with what you know."
     )
-    return " ".join(parts)
+    return redact(" ".join(parts))
 
 
 def prune_loop(
@@ -112,7 +113,7 @@ def prune_loop(
         if result:
             summary += f"; the last result was: {truncate_middle(result, 200)}"
     summary += ".)"
-    return [RemoveMessage(id=str(m.id)) for m in doomed], summary
+    return [RemoveMessage(id=str(m.id)) for m in doomed], redact(summary)
 
 
 def prune_with_usage(

@@ -35,6 +35,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_escalate.detector import DetectorConfig, StuckDetector, Verdict, messages_from_dicts
 from langchain_escalate.detector.formats import MessageFormatError, check_tool_answers
 from langchain_escalate.detector.steps import content_text, shorten
+from langchain_escalate.redact import redact, redact_data
 
 if TYPE_CHECKING:
     import argparse
@@ -178,11 +179,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_result(result: ScanResult, output_format: str) -> None:
     if output_format == "json":
-        output = json.dumps(result.to_dict(), ensure_ascii=False)
+        data = redact_data(result.to_dict())  # reasons and briefings quote tool output
+        output = json.dumps(data, ensure_ascii=False)
         if not _encodable(output):  # lone surrogates: JSON's \u escapes keep it valid
-            output = json.dumps(result.to_dict(), ensure_ascii=True)
+            output = json.dumps(data, ensure_ascii=True)
     else:
-        output = render_text(result)
+        output = redact(render_text(result))
         if not _encodable(output):
             output = output.encode("utf-8", "backslashreplace").decode("utf-8")
     sys.stdout.write(output + "\n")
