@@ -35,7 +35,6 @@ from langchain_escalate.detector.steps import (
     strip_confidence,
 )
 from langchain_escalate.detector.verdict import Verdict
-from langchain_escalate.expert.briefing import describe_call
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -542,6 +541,9 @@ def review_verdict(
         >>> review_verdict(reply, ["issue_refund"], 0.5).stuck
         True
     """
+    # Imported here: the expert package is heavy, and calibrate imports this module.
+    from langchain_escalate.expert.briefing import describe_call  # noqa: PLC0415
+
     score = reply.response_metadata.get(METADATA_KEY)
     reviewed = [call for call in reply.tool_calls if call["name"] in review_tools]
     if not reviewed or threshold is None or score is None or score >= threshold:
