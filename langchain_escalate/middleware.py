@@ -16,12 +16,20 @@ ladder and modes as the escalating node, through the same engine
   (``merge.TAKEOVER_KEY``) and continued the same way (``takeover_in_progress``).
 - ``after_model`` checks a final reply (no tool calls) for the reply rules
   (low confidence, monologue) and sends the agent back to the model when it
-  is stuck, instead of letting the run end on a doubtful answer.
+  is stuck, instead of letting the run end on a doubtful answer. A call to a
+  tool under review (``review_tools``) with a low confidence is sent back the
+  same way, before it runs.
+
+With ``confidence=``, ``wrap_model_call`` also asks the model for what the
+sources need (the verbalized instruction in the system prompt, logprobs in the
+model settings) and scores its final replies and calls under review, as the
+escalating node does (``confidence.ConfidenceScorer``).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from langchain.agents.middleware.types import (
@@ -33,11 +41,18 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
     hook_config,
 )
-from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
+from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage, SystemMessage
 from langgraph.config import get_config
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
+from langchain_escalate.confidence import (
+    ConfidenceConfig,
+    ConfidenceResult,
+    ConfidenceScorer,
+    review_verdict,
+    with_low_source,
+)
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
@@ -56,7 +71,7 @@ from langchain_escalate.records import (
 from langchain_escalate.run_config import has_checkpointer, thread_id_of, thread_id_of_runtime
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from langchain_core.runnables import RunnableConfig
     from langgraph.runtime import Runtime
@@ -109,12 +124,21 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
+        confidence: Confidence sources that score the agent model's final
+            replies (and calls to ``review_tools``); the detector's
+            ``low_confidence`` threshold decides. See docs/confidence.md.
+        review_tools: Tools whose calls are scored before they run: below the
+            threshold the call is dropped and the ladder answers. Needs
+            ``confidence`` with a source that scores tool calls
+            (``consistency``, ``logprobs`` or ``verify``).
         name: The middleware's name: its node names in the agent graph, its
             entry in ``escalation_progress``, and the ``node`` of its records.
             Two instances in one agent need distinct names.
 
     Raises:
-        TypeError: ``strong`` is none of the accepted kinds.
+        TypeError: ``strong`` is none of the accepted kinds, or ``review_tools``
+            is a string rather than a list of names.
+        ValueError: ``review_tools`` without ``confidence``.
 
     Example:
         >>> from langchain.agents import create_agent
@@ -137,12 +161,20 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         policy: EscalationPolicy | None = None,
         budget: Budget | None = None,
         prices: Mapping[str, ModelPrice | dict[str, Any]] | None = None,
+        confidence: ConfidenceConfig | None = None,
+        review_tools: Sequence[str] = (),
         name: str = DEFAULT_NAME,
     ) -> None:
         """Build the middleware; the strong model is resolved at its first call."""
         super().__init__()
         self._name = name
         self._detector = detector or DetectorConfig()
+        self._review_tools = _review_tools(review_tools, confidence=confidence)
+        self._scoring = (
+            _Scoring(ConfidenceScorer(confidence), self._review_tools)
+            if confidence is not None
+            else None
+        )
         self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
 
     @property
@@ -248,6 +280,10 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
         """Send the request to the strong model while a takeover lasts; else pass it on.
 
+        Outside a takeover, with ``confidence``: the request asks for what the
+        sources need, and a final reply or a call under review comes back scored
+        (``response_metadata["confidence"]``, without its ``Confidence:`` line).
+
         Args:
             request: The model request (the agent's messages, system prompt, tools).
             handler: Calls the model (and any inner middleware).
@@ -260,7 +296,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(lambda: handler(req), _sync_only)
 
-        return run_sync(_model_call(self._escalator, self._name, request, call))
+        return run_sync(_model_call(self._escalator, self._name, request, call, self._scoring))
 
     async def awrap_model_call(
         self,
@@ -272,7 +308,9 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(_async_only, lambda: handler(req))
 
-        return await run_async(_model_call(self._escalator, self._name, request, call))
+        return await run_async(
+            _model_call(self._escalator, self._name, request, call, self._scoring)
+        )
 
     # -- after the model call: a final reply may be stuck too --------------------
 
@@ -295,21 +333,51 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         del runtime
         messages = state["messages"]
         reply = messages[-1] if messages else None
-        if not isinstance(reply, AIMessage) or reply.tool_calls:
+        if not isinstance(reply, AIMessage):
             return None
+        if reply.tool_calls:
+            return self._review(state, reply)
         saved = self._saved(state)
         if is_help_message(reply):
             # A takeover that could not start left a rung pending: run it before the end.
             return {"jump_to": "model"} if saved.get("pending") else None
         progress, start = load_progress(saved, messages, self._detector)
         verdict, _ = feed(progress, messages, start)
+        verdict = with_low_source(verdict, reply)
         if not verdict.stuck:
             update = self._progress_update(progress, saved) or {}
             stripped = without_confidence(reply)
             if stripped is not reply:
                 update["messages"] = [stripped]
             return update or None
+        return self._send_back(progress, verdict, messages)
+
+    async def aafter_model(
+        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async twin of ``after_model`` (it does no I/O)."""
+        return self.after_model(state, runtime)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _review(self, state: EscalationMiddlewareState, reply: AIMessage) -> dict[str, Any] | None:
+        """Send a low-confidence call under review back to the ladder before it runs."""
+        threshold = self._detector.low_confidence
+        review = review_verdict(reply, self._review_tools, threshold)
+        if not review.stuck:
+            return None  # the call runs; before_model reads it next
+        messages = state["messages"]
+        progress, start = load_progress(self._saved(state), messages, self._detector)
+        verdict, _ = feed(progress, messages, start)
+        # As in the node: a rule of the detector's own, if one fired, comes first.
+        return self._send_back(progress, verdict if verdict.stuck else review, messages)
+
+    def _send_back(
+        self, progress: Progress, verdict: Verdict, messages: list[Any]
+    ) -> dict[str, Any]:
+        """Remove the stuck reply, leave its verdict pending, and go back to the model."""
         # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
+        reply = messages[-1]
         loop = loop_span(progress, verdict, messages[:-1], dropped=1)
         # Its usage goes with the pending verdict, for the help that answers it to carry.
         progress.pending = {
@@ -323,14 +391,6 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             PROGRESS_KEY: {self._name: progress.to_dict()},
             "jump_to": "model",
         }
-
-    async def aafter_model(
-        self, state: EscalationMiddlewareState, runtime: Runtime[Any]
-    ) -> dict[str, Any] | None:
-        """Async twin of ``after_model`` (it does no I/O)."""
-        return self.after_model(state, runtime)
-
-    # -- helpers -----------------------------------------------------------------
 
     def _saved(self, state: Mapping[str, Any]) -> dict[str, Any]:
         return _saved(state, self._name)
@@ -349,13 +409,16 @@ def _model_call(
     name: str,
     request: ModelRequest[Any],
     call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+    scoring: _Scoring | None = None,
 ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
-    """The agent's model call, or the strong model's while a takeover lasts."""
+    """The agent's model call (scored when asked), or the strong model's during a takeover."""
     saved = _saved(request.state, name)
     pending = saved.get("pending") or {}
     starting = bool(pending.get("takeover"))
     going = None if starting else takeover_in_progress(request.messages)
     if not starting and going is None:
+        if scoring is not None:
+            return (yield from scoring.scored_call(request, call))
         response: ModelResponse[Any] = yield call(request)
         return response
     steps = escalator.policy.takeover_steps + 1
@@ -397,6 +460,84 @@ def _model_call(
         ESCALATIONS_KEY: [record.to_dict()],
     }
     return ExtendedModelResponse(model_response=result, command=Command(update=update))
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """The confidence sources around the agent's own model call."""
+
+    scorer: ConfidenceScorer
+    review_tools: frozenset[str]
+
+    def scored_call(
+        self,
+        request: ModelRequest[Any],
+        call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+    ) -> Steps[ModelResponse[Any]]:
+        """Call the model as the sources need; score a final reply or a call under review."""
+        asked = self.asked(request)
+        response: ModelResponse[Any] = yield call(asked)
+        reply = _ai_reply(response)
+        if reply is None or not self._scores(reply):
+            return response
+        again = call(asked)  # consistency's extra samples: the same request, again
+
+        def sample() -> AIMessage:
+            return _ai_reply(again.run()) or AIMessage("")
+
+        async def asample() -> AIMessage:
+            return _ai_reply(await again.arun()) or AIMessage("")
+
+        state = request.state
+        result: ConfidenceResult = yield Call(
+            lambda: self.scorer.score(reply, state, resample=sample),
+            lambda: self.scorer.ascore(reply, state, resample=asample),
+        )
+        scored = result.scored_reply()
+        if result.samples:
+            # The samples were paid for: the reply (or, if it is dropped, the help) carries them.
+            usage = pruned_usage(_with_ids(list(result.samples)))
+            scored.additional_kwargs = {**scored.additional_kwargs, PRUNED_USAGE_KEY: usage}
+        messages = [scored if message is reply else message for message in response.result]
+        return ModelResponse(result=messages, structured_response=response.structured_response)
+
+    def asked(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        """The request with the verbalized instruction and the logprobs setting, when on."""
+        sources = self.scorer.config.sources
+        if "verbalized" in sources:
+            own = [request.system_message] if request.system_message is not None else []
+            system = self.scorer.prepare(own)[0]  # the agent's own prompt, then the instruction
+            if isinstance(system, SystemMessage):
+                request = request.override(system_message=system)
+        if "logprobs" in sources:
+            # Passed to the model's binding; providers without logprobs leave the source absent.
+            request = request.override(model_settings={**request.model_settings, "logprobs": True})
+        return request
+
+    def _scores(self, reply: AIMessage) -> bool:
+        """Final replies are scored, and calls to the tools under review."""
+        return not reply.tool_calls or any(
+            call["name"] in self.review_tools for call in reply.tool_calls
+        )
+
+
+def _review_tools(names: Sequence[str], *, confidence: ConfidenceConfig | None) -> frozenset[str]:
+    """The tools under review, checked: a list of names, and sources to score them."""
+    if isinstance(names, str):
+        msg = f"review_tools must be a list of tool names, got the string {names!r}"
+        raise TypeError(msg)
+    if names and confidence is None:
+        msg = (
+            f"review_tools={list(names)!r} needs confidence sources to score the calls: "
+            'e.g. confidence=ConfidenceConfig(sources=["consistency"])'
+        )
+        raise ValueError(msg)
+    return frozenset(names)
+
+
+def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
+    """The model's reply in a response (the first AIMessage), if any."""
+    return next((m for m in response.result if isinstance(m, AIMessage)), None)
 
 
 def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
