@@ -124,13 +124,10 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
-        confidence: Confidence sources that score the agent model's final
-            replies (and calls to ``review_tools``); the detector's
-            ``low_confidence`` threshold decides. See docs/confidence.md.
-        review_tools: Tools whose calls are scored before they run: below the
-            threshold the call is dropped and the ladder answers. Needs
-            ``confidence`` with a source that scores tool calls
-            (``consistency``, ``logprobs`` or ``verify``).
+        confidence: Sources scoring final replies and calls to ``review_tools``
+            against the detector's ``low_confidence`` (docs/confidence.md).
+        review_tools: Tools whose calls are scored before they run; below the
+            threshold the call is dropped and the ladder answers.
         name: The middleware's name: its node names in the agent graph, its
             entry in ``escalation_progress``, and the ``node`` of its records.
             Two instances in one agent need distinct names.
@@ -169,12 +166,8 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         super().__init__()
         self._name = name
         self._detector = detector or DetectorConfig()
-        self._review_tools = _review_tools(review_tools, confidence=confidence)
-        self._scoring = (
-            _Scoring(ConfidenceScorer(confidence), self._review_tools)
-            if confidence is not None
-            else None
-        )
+        self._scoring = _scoring(confidence, review_tools)
+        self._review_tools = frozenset(review_tools)
         self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
 
     @property
@@ -222,7 +215,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         self, state: EscalationMiddlewareState, config: RunnableConfig
     ) -> Steps[dict[str, Any] | None]:
         messages = state["messages"]
-        saved = self._saved(state)
+        saved = _saved(state, self._name)
         progress, start = load_progress(saved, messages, self._detector)
         verdict, loop = feed(progress, messages, start)
         start_rung: int | None = None
@@ -235,7 +228,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             start_rung = pending.get("rung")
             dropped = list(pending.get(DROPPED_FIELD, []))
         if not verdict.stuck:
-            return self._progress_update(progress, saved)
+            return _progress_update(self._name, progress, saved)
         help_ = yield from self._escalator.steps(
             Situation(
                 verdict=verdict,
@@ -280,9 +273,8 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
         """Send the request to the strong model while a takeover lasts; else pass it on.
 
-        Outside a takeover, with ``confidence``: the request asks for what the
-        sources need, and a final reply or a call under review comes back scored
-        (``response_metadata["confidence"]``, without its ``Confidence:`` line).
+        With ``confidence``, outside a takeover, final replies and calls under
+        review come back scored (``response_metadata["confidence"]``).
 
         Args:
             request: The model request (the agent's messages, system prompt, tools).
@@ -335,73 +327,31 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         reply = messages[-1] if messages else None
         if not isinstance(reply, AIMessage):
             return None
-        if reply.tool_calls:
-            return self._review(state, reply)
-        saved = self._saved(state)
+        review = review_verdict(reply, self._review_tools, self._detector.low_confidence)
+        if reply.tool_calls and not review.stuck:
+            return None  # the call runs; before_model reads it next
+        saved = _saved(state, self._name)
         if is_help_message(reply):
             # A takeover that could not start left a rung pending: run it before the end.
             return {"jump_to": "model"} if saved.get("pending") else None
         progress, start = load_progress(saved, messages, self._detector)
         verdict, _ = feed(progress, messages, start)
         verdict = with_low_source(verdict, reply)
+        if reply.tool_calls and not verdict.stuck:
+            verdict = review  # as in the node, a rule of the detector's own comes first
         if not verdict.stuck:
-            update = self._progress_update(progress, saved) or {}
+            update = _progress_update(self._name, progress, saved) or {}
             stripped = without_confidence(reply)
             if stripped is not reply:
                 update["messages"] = [stripped]
             return update or None
-        return self._send_back(progress, verdict, messages)
+        return _send_back(self._name, progress, verdict, messages)
 
     async def aafter_model(
         self, state: EscalationMiddlewareState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async twin of ``after_model`` (it does no I/O)."""
         return self.after_model(state, runtime)
-
-    # -- helpers -----------------------------------------------------------------
-
-    def _review(self, state: EscalationMiddlewareState, reply: AIMessage) -> dict[str, Any] | None:
-        """Send a low-confidence call under review back to the ladder before it runs."""
-        threshold = self._detector.low_confidence
-        review = review_verdict(reply, self._review_tools, threshold)
-        if not review.stuck:
-            return None  # the call runs; before_model reads it next
-        messages = state["messages"]
-        progress, start = load_progress(self._saved(state), messages, self._detector)
-        verdict, _ = feed(progress, messages, start)
-        # As in the node: a rule of the detector's own, if one fired, comes first.
-        return self._send_back(progress, verdict if verdict.stuck else review, messages)
-
-    def _send_back(
-        self, progress: Progress, verdict: Verdict, messages: list[Any]
-    ) -> dict[str, Any]:
-        """Remove the stuck reply, leave its verdict pending, and go back to the model."""
-        # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
-        reply = messages[-1]
-        loop = loop_span(progress, verdict, messages[:-1], dropped=1)
-        # Its usage goes with the pending verdict, for the help that answers it to carry.
-        progress.pending = {
-            "verdict": verdict.to_dict(),
-            "loop": loop,
-            DROPPED_FIELD: pruned_usage([reply]),
-        }
-        progress.last_id = messages[-2].id if len(messages) > 1 else None
-        return {
-            "messages": [RemoveMessage(id=str(reply.id))],
-            PROGRESS_KEY: {self._name: progress.to_dict()},
-            "jump_to": "model",
-        }
-
-    def _saved(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return _saved(state, self._name)
-
-    def _progress_update(
-        self, progress: Progress, saved: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
-        current = progress.to_dict()
-        if current == dict(saved):
-            return None
-        return {PROGRESS_KEY: {self._name: current}}
 
 
 def _model_call(
@@ -521,8 +471,8 @@ class _Scoring:
         )
 
 
-def _review_tools(names: Sequence[str], *, confidence: ConfidenceConfig | None) -> frozenset[str]:
-    """The tools under review, checked: a list of names, and sources to score them."""
+def _scoring(confidence: ConfidenceConfig | None, names: Sequence[str]) -> _Scoring | None:
+    """The confidence sources, and the tools under review (a list of names) they score."""
     if isinstance(names, str):
         msg = f"review_tools must be a list of tool names, got the string {names!r}"
         raise TypeError(msg)
@@ -532,12 +482,45 @@ def _review_tools(names: Sequence[str], *, confidence: ConfidenceConfig | None) 
             'e.g. confidence=ConfidenceConfig(sources=["consistency"])'
         )
         raise ValueError(msg)
-    return frozenset(names)
+    if confidence is None:
+        return None
+    return _Scoring(ConfidenceScorer(confidence), frozenset(names))
 
 
 def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
     """The model's reply in a response (the first AIMessage), if any."""
     return next((m for m in response.result if isinstance(m, AIMessage)), None)
+
+
+def _send_back(
+    name: str, progress: Progress, verdict: Verdict, messages: list[Any]
+) -> dict[str, Any]:
+    """Remove the stuck reply, leave its verdict pending, and go back to the model."""
+    # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
+    reply = messages[-1]
+    loop = loop_span(progress, verdict, messages[:-1], dropped=1)
+    # Its usage goes with the pending verdict, for the help that answers it to carry.
+    progress.pending = {
+        "verdict": verdict.to_dict(),
+        "loop": loop,
+        DROPPED_FIELD: pruned_usage([reply]),
+    }
+    progress.last_id = messages[-2].id if len(messages) > 1 else None
+    return {
+        "messages": [RemoveMessage(id=str(reply.id))],
+        PROGRESS_KEY: {name: progress.to_dict()},
+        "jump_to": "model",
+    }
+
+
+def _progress_update(
+    name: str, progress: Progress, saved: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """This middleware's progress as a state update, or ``None`` when it did not change."""
+    current = progress.to_dict()
+    if current == dict(saved):
+        return None
+    return {PROGRESS_KEY: {name: current}}
 
 
 def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
