@@ -189,7 +189,7 @@ async def test_verbalized_confidence_is_asked_for_read_and_stripped(use_async: b
     assert "verbalized" in record["reason"]
 
 
-class _SeenSettings(AgentMiddleware):  # type: ignore[type-arg]
+class _SeenSettings(AgentMiddleware):
     """An inner middleware recording the model settings each request reaches it with."""
 
     def __init__(self) -> None:
