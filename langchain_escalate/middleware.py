@@ -317,10 +317,11 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             runtime: The LangGraph runtime (unused).
 
         Returns:
-            ``None`` when the reply has tool calls (``before_model`` reads it
-            next). For a stuck final reply: its removal, the pending verdict,
-            and ``jump_to="model"`` so the ladder runs before the agent ends.
-            A healthy final reply loses its ``Confidence:`` line, if any.
+            ``None`` when the reply's tool calls may run (``before_model``
+            reads it next). For a stuck final reply, or a low-confidence call
+            to a tool under review: its removal, the pending verdict, and
+            ``jump_to="model"`` so the ladder answers first. A healthy final
+            reply loses its ``Confidence:`` line, if any.
         """
         del runtime
         messages = state["messages"]
