@@ -170,7 +170,9 @@ class EscalateConfig(ConfigFile):
         from langchain_escalate.middleware import EscalationMiddleware  # noqa: PLC0415 - adapters load on use
 
         settings = self.for_node(name)
-        kwargs = self._kwargs(settings, overrides, name=name, **_engine(settings))
+        kwargs = self._kwargs(
+            settings, overrides, name=name, **_engine(settings), **_scoring(settings)
+        )
         strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         return EscalationMiddleware(strong, **kwargs)
 
