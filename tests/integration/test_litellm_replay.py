@@ -7,9 +7,10 @@ assertions hold when replaying, recording, or running live (see conftest.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ def test_invoke_reports_the_recorded_usage_at_litellms_price(
 
 
 async def test_ainvoke_replays_through_litellms_async_transport(
-    cassette: Recording, local_model: ModelFactory, monkeypatch: pytest.MonkeyPatch
+    cassette: Recording, local_model: ModelFactory
 ) -> None:
     import httpx  # noqa: PLC0415
     import litellm  # noqa: PLC0415 - seconds to import
@@ -80,13 +81,17 @@ async def test_ainvoke_replays_through_litellms_async_transport(
     # litellm sends async calls through its own aiohttp transport unless told
     # to use httpx's; whichever it uses, vcr must be what serves the reply.
     transported: list[str] = []
-    _spy_on(LiteLLMAiohttpTransport, "aiohttp", transported, monkeypatch)
-    _spy_on(httpx.AsyncHTTPTransport, "httpx", transported, monkeypatch)
     aiohttp_disabled = litellm.disable_aiohttp_transport or (
         os.environ.get("DISABLE_AIOHTTP_TRANSPORT", "").lower() == "true"
     )
 
-    reply = await local_model(PRICED_ID, max_tokens=16).get().ainvoke(PROMPT)
+    # The spies come off while the cassette is still open: vcr's stub sits on the
+    # transport, and a spy undone after vcr unpatched would put the stub back for good.
+    with (
+        _spy_on(LiteLLMAiohttpTransport, "aiohttp", transported),
+        _spy_on(httpx.AsyncHTTPTransport, "httpx", transported),
+    ):
+        reply = await local_model(PRICED_ID, max_tokens=16).get().ainvoke(PROMPT)
 
     [body] = cassette.replies()
     assert transported == ["httpx" if aiohttp_disabled else "aiohttp"]
@@ -191,16 +196,23 @@ def test_cassettes_hold_no_credentials(api_key: str) -> None:
             assert secret not in text, f"{path.name} contains {secret!r}"
 
 
-def _spy_on(
-    transport: type[Any], name: str, calls: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextlib.contextmanager
+def _spy_on(transport: type[Any], name: str, calls: list[str]) -> Iterator[None]:
+    own = "handle_async_request" in vars(transport)
     real_handle = transport.handle_async_request
 
     async def handle(self: Any, request: Any) -> Any:
         calls.append(name)
         return await real_handle(self, request)
 
-    monkeypatch.setattr(transport, "handle_async_request", handle)
+    transport.handle_async_request = handle  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if own:
+            transport.handle_async_request = real_handle  # type: ignore[method-assign]
+        else:
+            del transport.handle_async_request
 
 
 def _known(usd: float | None) -> float:
