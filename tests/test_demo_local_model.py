@@ -58,8 +58,8 @@ class FakeLlamaServer:
 def fake_llama() -> Iterator[FakeLlamaServer]:
     server = FakeLlamaServer(
         [
-            '{"tool":"find_booking","args":{"reference":"220-4471938265"}}',
-            '{"answer":"Your refund is on its way."}',
+            'find_booking("220-4471938265")',
+            'answer("Your refund is on its way.")',
         ]
     )
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
@@ -89,7 +89,7 @@ def test_the_reply_becomes_a_tool_call_with_the_servers_usage(fake_llama):
     assert "search_bookings(last_name, flight_date)" in prompt["content"]
     # Until a tool has found something, the grammar offers tool calls only.
     assert "answer" not in request["grammar"].split("\n")[0]
-    assert '\\"tool\\":\\"find_booking\\"' in request["grammar"]
+    assert 'call0 ::= "find_booking(" string ")"' in request["grammar"]
 
 
 def test_after_a_successful_lookup_the_model_may_answer(fake_llama):
@@ -105,5 +105,5 @@ def test_after_a_successful_lookup_the_model_may_answer(fake_llama):
     root = fake_llama.requests[1]["grammar"].split("\n")[0]
     assert "answer" in root
     transcript = fake_llama.requests[1]["messages"][0]["content"]
-    assert 'Call: find_booking {"reference": "220-4471938265"}' in transcript
+    assert 'Call: find_booking("220-4471938265")' in transcript
     assert "Result: Error: no booking with reference 'x'." in transcript

@@ -142,7 +142,9 @@ class JsonToolCaller(BaseChatModel):
         reply = self._post(body)
         usage = reply.get("usage") or {}
         tokens_in, tokens_out = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        message = _to_message(str(reply["choices"][0]["message"].get("content") or "")).model_copy(
+        message = parse_step(
+            str(reply["choices"][0]["message"].get("content") or ""), self.tools
+        ).model_copy(
             update={
                 "usage_metadata": {
                     "input_tokens": tokens_in,
@@ -181,8 +183,8 @@ def render_transcript(messages: Sequence[BaseMessage], tools: Sequence[dict[str,
         if isinstance(message, SystemMessage):
             lines += [text, "", "Tools:", *(_describe(tool) for tool in tools), ""]
             lines.append(
-                'Reply with one JSON object: {"tool": NAME, "args": {...}} to call a tool, '
-                'or {"answer": TEXT} to answer the customer.'
+                "Reply with one tool call, written as tool_name(argument, ...), "
+                'or with answer("...") to answer the customer.'
             )
         elif isinstance(message, HumanMessage):
             lines += ["", f"Customer: {text}"]
@@ -190,7 +192,7 @@ def render_transcript(messages: Sequence[BaseMessage], tools: Sequence[dict[str,
             lines.append(f"Result: {text}")
         elif isinstance(message, AIMessage) and message.tool_calls:
             lines.extend(
-                f"Call: {call['name']} {json.dumps(call['args'])}" for call in message.tool_calls
+                f"Call: {render_call(call['name'], call['args'])}" for call in message.tool_calls
             )
         elif text:
             lines.append(f"Note: {text}")
@@ -205,9 +207,10 @@ def _describe(tool: dict[str, Any]) -> str:
 def grammar_for(tools: Sequence[dict[str, Any]], *, may_answer: bool) -> str:
     """The llama.cpp grammar (GBNF) of the next step: one tool call, or an answer.
 
-    Compact JSON with no white space, so the model spends its tokens on the
-    choice, not on indentation: ``{"tool":"find_booking","args":{"reference":"..."}}``
-    or ``{"answer":"..."}``.
+    A call is written as in Python, ``find_booking("AB12CD")``, with JSON
+    literals for arguments, in their schema's order: a small model spends its
+    few tokens on the choice, not on JSON keys and indentation. An answer is
+    ``answer("...")``.
 
     Args:
         tools: The bound tools' OpenAI schemas (string, number, integer and
@@ -220,13 +223,13 @@ def grammar_for(tools: Sequence[dict[str, Any]], *, may_answer: bool) -> str:
     rules = [f"call{number} ::= {_call_rule(tool)}" for number, tool in enumerate(tools)]
     choices = [f"call{number}" for number in range(len(tools))]
     if may_answer or not tools:
-        rules.append(f'answer ::= "\\"answer\\":\\"" char{{1,{MAX_ANSWER}}} "\\""')
+        rules.append(f'answer ::= "answer(\\"" char{{1,{MAX_ANSWER}}} "\\")"')
         choices.append("answer")
     return "\n".join(
         [
-            f'root ::= "{{" ({" | ".join(choices)}) "}}"',
+            f"root ::= {' | '.join(choices)}",
             *rules,
-            f'string ::= "\\"" char{{0,{MAX_STRING}}} "\\""',
+            f'string ::= "\\"" char{{1,{MAX_STRING}}} "\\""',
             'char ::= [^"\\\\\\x00-\\x1F]',
             'number ::= "-"? [0-9]{1,7} ("." [0-9]{1,2})?',
             'integer ::= "-"? [0-9]{1,9}',
@@ -237,11 +240,23 @@ def grammar_for(tools: Sequence[dict[str, Any]], *, may_answer: bool) -> str:
 
 def _call_rule(tool: dict[str, Any]) -> str:
     properties = tool.get("parameters", {}).get("properties", {})
-    arguments = ' "," '.join(
-        f'"\\"{name}\\":" {GRAMMAR_TYPES.get(spec.get("type"), "string")}'
-        for name, spec in properties.items()
+    arguments = ' ", " '.join(
+        GRAMMAR_TYPES.get(spec.get("type"), "string") for spec in properties.values()
     )
-    return f'"\\"tool\\":\\"{tool["name"]}\\",\\"args\\":{{" {arguments or ""} "}}"'
+    return f'"{tool["name"]}(" {arguments} ")"' if arguments else f'"{tool["name"]}()"'
+
+
+def render_call(name: str, args: dict[str, Any]) -> str:
+    """Write a tool call as the grammar does: ``name("value", 12.5)``.
+
+    Args:
+        name: The tool's name.
+        args: Its arguments, in the tool's order.
+
+    Returns:
+        The call as text.
+    """
+    return f"{name}({', '.join(json.dumps(value) for value in args.values())})"
 
 
 def _found_something(messages: Sequence[BaseMessage]) -> bool:
@@ -255,16 +270,28 @@ def _found_something(messages: Sequence[BaseMessage]) -> bool:
     )
 
 
-def _to_message(content: str) -> AIMessage:
+def parse_step(text: str, tools: Sequence[dict[str, Any]]) -> AIMessage:
+    """Turn the model's ``name(args...)`` into a tool call, ``answer("...")`` into a reply.
+
+    Args:
+        text: What the model wrote (the grammar's language).
+        tools: The bound tools' OpenAI schemas, to name the arguments.
+
+    Returns:
+        An ``AIMessage`` with one tool call, or with the answer as its text;
+        text cut off by ``max_tokens`` is returned as it is.
+    """
+    name, paren, rest = text.strip().partition("(")
     try:
-        step = json.loads(content)
+        values = json.loads(f"[{rest[:-1]}]") if paren and rest.endswith(")") else None
     except json.JSONDecodeError:
-        # Cut off by max_tokens: what it wrote is all it said.
-        return AIMessage(content)
-    if isinstance(step, dict) and "tool" in step:
-        return AIMessage(
-            "", tool_calls=[tool_call(str(step["tool"]), dict(step.get("args") or {}))]
-        )
-    if isinstance(step, dict) and "answer" in step:
-        return AIMessage(str(step["answer"]))
-    return AIMessage(content)
+        values = None
+    if values is None:
+        return AIMessage(text)
+    if name == "answer" and values:
+        return AIMessage(str(values[0]))
+    spec = next((tool for tool in tools if tool["name"] == name), None)
+    if spec is None:
+        return AIMessage(text)
+    names = list(spec.get("parameters", {}).get("properties", {}))
+    return AIMessage("", tool_calls=[tool_call(name, dict(zip(names, values, strict=False)))])
