@@ -201,3 +201,13 @@ def test_a_missing_key_is_reported_before_the_local_model_starts(capsys, monkeyp
 
     assert "ANTHROPIC_API_KEY" in line
     assert started == []
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"langchain-escalate {version('langchain-escalate')}"

@@ -36,10 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Run a real LangGraph agent (escalating node, ToolNode, checkpointer) on an airline "
             "refund task: the weak model gets stuck, the detector fires, the ladder nudges and "
-            "then escalates to the strong model, and the task completes. Prints what happened, "
-            "the escalation records and the cost summary. Offline, no API key: the models are "
-            "scripted stand-ins named after real models (deepseek/deepseek-chat, "
-            "anthropic/claude-sonnet-4-6); the prices are litellm's real price map."
+            "then escalates to the strong model. Prints what happened, the escalation records "
+            "and the cost summary. By default offline with no API key: the models are scripted "
+            "stand-ins named after real models (deepseek/deepseek-chat, "
+            "anthropic/claude-sonnet-4-6) and the prices are litellm's real price map. "
+            "--local runs the weak side on a real local model; --weak/--strong on real providers."
         ),
     )
     parser.add_argument(
