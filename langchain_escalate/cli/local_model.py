@@ -103,8 +103,13 @@ def ensure_running(*, files: ServerFiles | None = None, timeout_s: float = START
     with files.log.open("ab") as log:
         # A new session: the server outlives the shell (or pytest) that started it
         # and is stopped by pid, never by name.
+        # The server runs this module; it must import from where this process did
+        # (a checkout run through scripts/model_server.py is not installed).
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         process = subprocess.Popen(
             [sys.executable, "-m", "langchain_escalate.cli.local_model"],
+            env={**os.environ, "PYTHONPATH": path},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
