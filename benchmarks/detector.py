@@ -1,6 +1,14 @@
-"""Per-message cost of the stuck detector as the conversation grows.
+"""Per-message cost of the stuck detector: by message size, against the previous one, by history.
 
-Measures the cost of ``observe`` for the next messages of a conversation that
+Part 1 measures ``observe`` on coding-agent-shaped conversations with short
+messages, 300-character actions with 1 KB observations, and with 20 KB
+observations, for this detector and for the previous implementation
+(``benchmarks/baseline_detector``, the detector before issues #9 and #11), in
+the same run, and prints the ratio. Targets: median <= 15 µs per message at
+1 KB, <= 10x that at 20 KB. It also times one adversarial output
+(``"took" + " " * N``, quadratic in the old normalization).
+
+Part 2 measures the cost of ``observe`` for the next messages of a conversation that
 already has 100, 1,000 and 10,000 messages, for the incremental detector and
 for a naive one that re-reads the whole history on every message (the same
 rules: it replays the history through a fresh ``StuckDetector``), in the same
@@ -17,18 +25,32 @@ import functools
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from langchain_escalate.detector import StuckDetector, Verdict
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_detector import StuckDetector as BaselineDetector
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 HISTORY_LENGTHS = (100, 1_000, 10_000)
 TARGET_RATIO = 1.5
+SIZES = {"short": 120, "1 KB": 1_024, "20 KB": 20_480}
+"""Observation sizes of part 1 (actions are ~300 characters in the sized rows)."""
+TARGET_1KB_US = 15.0
+TARGET_20KB_FACTOR = 10.0
+_WORD_LIST = (
+    "def class return self value none import from the for if else assert raise path "
+    "test file line error result config parse token node match case while"
+)
+WORDS = tuple(_WORD_LIST.split(" "))
 
 
 def conversation(length: int, seed: int = 0) -> list[BaseMessage]:
@@ -69,6 +91,114 @@ def conversation(length: int, seed: int = 0) -> list[BaseMessage]:
             messages.append(ToolMessage(output, tool_call_id=call_id))
         messages.append(AIMessage(f"Ticket handled after {step + 1} steps."))
     return messages[:length]
+
+
+def coding_conversation(observation_size: int, steps: int, seed: int = 0) -> list[BaseMessage]:
+    """A coding agent's turn: editor and shell calls (~300 characters), outputs of this size."""
+    generator = random.Random(seed)
+    messages: list[BaseMessage] = [HumanMessage("Fix the bug described in the issue below. " * 8)]
+    for step in range(steps):
+        call_id = f"toolu_{generator.getrandbits(64):016x}"
+        if step % 2:
+            name = "execute_bash"
+            args: dict[str, Any] = {
+                "command": f"cd /workspace/repo && python -m pytest tests/test_{step % 7}.py -x -q "
+                + " ".join(generator.choice(WORDS) for _ in range(30))
+            }
+        else:
+            name = "str_replace_editor"
+            snippet = " ".join(generator.choice(WORDS) for _ in range(18))
+            args = {
+                "command": "str_replace",
+                "path": f"/workspace/repo/src/module_{step % 5}.py",
+                "old_str": snippet,
+                "new_str": snippet.replace("value", "result"),
+            }
+        messages.append(AIMessage("", tool_calls=[{"name": name, "args": args, "id": call_id}]))
+        messages.append(
+            ToolMessage(_output(generator, observation_size, step), tool_call_id=call_id)
+        )
+    return messages
+
+
+def _output(generator: random.Random, size: int, step: int) -> str:
+    if generator.random() < 0.1:
+        head = "ERROR:\nNo replacement was performed, old_str did not appear verbatim.\n"
+    else:
+        head = f"Here's the result of running `cat -n` at 2026-11-28T10:{step % 60:02d}:00Z:\n"
+    lines = [head]
+    length = len(head)
+    number = 1
+    while length < size:
+        line = f"{number:6d}\t    " + " ".join(generator.choice(WORDS) for _ in range(9))
+        if number % 17 == 0:
+            line += f"  # took {generator.randint(1, 90)}ms, id {generator.getrandbits(64):016x}"
+        lines.append(line)
+        length += len(line) + 1
+        number += 1
+    return "\n".join(lines)[:size]
+
+
+def per_message_costs(
+    make: Callable[[], Callable[[BaseMessage], Any]], batch: Sequence[BaseMessage], repeats: int
+) -> list[float]:
+    """Seconds per message, each the best of ``repeats`` passes with a fresh ``make()``."""
+    best = [float("inf")] * len(batch)
+    for _ in range(repeats):
+        observe = make()
+        for position, message in enumerate(batch):
+            start = time.perf_counter()
+            observe(message)
+            best[position] = min(best[position], time.perf_counter() - start)
+    return best
+
+
+def by_size(repeats: int, steps: int) -> None:
+    print(f"part 1: cost per message by size (best of {repeats} per message, {2 * steps} messages)")
+    print(
+        f"{'observations':>12}  {'median':>9}  {'p90':>9}  {'baseline median':>15}  "
+        f"{'baseline p90':>12}  {'speed-up':>8}"
+    )
+    medians = {}
+    for label, size in SIZES.items():
+        messages = coding_conversation(size, steps)
+        if label == "short":
+            messages = conversation(2 * steps + 1)
+        new = per_message_costs(lambda: StuckDetector().observe, messages, repeats)
+        old = per_message_costs(lambda: BaselineDetector().observe, messages, repeats)
+        median, old_median = statistics.median(new), statistics.median(old)
+        medians[label] = median
+        print(
+            f"{label:>12}  {median * 1e6:>7.1f}µs  {_p90(new) * 1e6:>7.1f}µs  "
+            f"{old_median * 1e6:>13.1f}µs  {_p90(old) * 1e6:>10.1f}µs  {old_median / median:>7.1f}x"
+        )
+    at_1kb, at_20kb = medians["1 KB"] * 1e6, medians["20 KB"] * 1e6
+    print(
+        f"median at 1 KB: {at_1kb:.1f}µs (target <= {TARGET_1KB_US:.0f}µs: "
+        f"{'ok' if at_1kb <= TARGET_1KB_US else 'ABOVE TARGET'}); "
+        f"20 KB / 1 KB: {at_20kb / at_1kb:.1f}x (target <= {TARGET_20KB_FACTOR:.0f}x: "
+        f"{'ok' if at_20kb <= TARGET_20KB_FACTOR * at_1kb else 'ABOVE TARGET'})"
+    )
+
+
+def adversarial(size: int) -> None:
+    request = AIMessage("", tool_calls=[{"name": "echo", "args": {}, "id": "c1"}])
+    output = ToolMessage("took" + " " * size, tool_call_id="c1")
+    costs = {}
+    for name, make in (("current", StuckDetector), ("baseline", BaselineDetector)):
+        detector = make()
+        detector.observe(request)
+        start = time.perf_counter()
+        detector.observe(output)
+        costs[name] = time.perf_counter() - start
+    print(
+        f'adversarial output "took" + {size:,} spaces: current {costs["current"] * 1e3:.2f} ms, '
+        f"baseline {costs['baseline'] * 1e3:.0f} ms ({costs['baseline'] / costs['current']:.0f}x)\n"
+    )
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))]
 
 
 class NaiveDetector:
@@ -112,11 +242,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     args = parser.parse_args()
     batch_size, naive_batch, repeats = (50, 2, 2) if args.quick else (400, 5, 7)
+    by_size(repeats=3 if args.quick else 7, steps=50 if args.quick else 200)
+    adversarial(8_000 if args.quick else 20_000)
 
     check_same_verdicts(conversation(400, seed=1))
     messages = conversation(max(HISTORY_LENGTHS) + batch_size)
     print(
-        f"detector cost per message (best of {repeats}; {batch_size} messages, naive {naive_batch})"
+        f"part 2: cost per message by history length (best of {repeats}; "
+        f"{batch_size} messages, naive {naive_batch})"
     )
     print(f"{'history':>8}  {'incremental':>12}  {'naive':>12}  {'naive/incr':>10}  {'state':>7}")
     costs = {}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_escalate.budget import Budget
+    from langchain_escalate.confidence import ConfidenceConfig
     from langchain_escalate.config import EscalateConfig, load_config
     from langchain_escalate.detector import DetectorConfig, StuckDetector, Verdict
     from langchain_escalate.middleware import EscalationMiddleware
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
     from langchain_escalate.records import EscalationRecord, EscalationState
     from langchain_escalate.tool import create_ask_expert_tool
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS: dict[str, str] = {
     "Budget": "langchain_escalate.budget",
+    "ConfidenceConfig": "langchain_escalate.confidence",
     "DetectorConfig": "langchain_escalate.detector",
     "EscalateConfig": "langchain_escalate.config",
     "EscalationMiddleware": "langchain_escalate.middleware",
@@ -38,6 +40,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Budget",
+    "ConfidenceConfig",
     "DetectorConfig",
     "EscalateConfig",
     "EscalationMiddleware",

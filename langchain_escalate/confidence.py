@@ -19,24 +19,32 @@ import inspect
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
+from langchain_escalate.detector.normalize import normalize_text
 from langchain_escalate.detector.steps import (
     action_key,
     calls_of,
     content_text,
-    normalize_text,
     read_confidence,
     short_hash,
     strip_confidence,
 )
+from langchain_escalate.detector.verdict import Verdict
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 logger = logging.getLogger("langchain_escalate")
 
@@ -97,6 +105,13 @@ class ConfidenceConfig(BaseModel):
             return import_string(value)
         msg = f"expected a callable or an import string 'pkg.module:function', got {value!r}"
         raise ValueError(msg)
+
+    @field_serializer("verify", "combine")
+    def _as_import_string(self, value: Any) -> str | None:
+        # Shown by check-config and kept in records as the import string YAML takes.
+        if value is None:
+            return None
+        return f"{value.__module__}:{value.__qualname__}"
 
     @field_validator("sources")
     @classmethod
@@ -497,6 +512,63 @@ def combine_scores(
         return scores[low], low
     combined = float(combine(dict(scores)))
     return min(1.0, max(0.0, combined)), low
+
+
+def with_low_source(verdict: Verdict, reply: AIMessage) -> Verdict:
+    """Return ``verdict`` with the reply's lowest confidence source named in its reason.
+
+    Only a ``low_confidence`` verdict on a reply the sources scored is changed.
+
+    Args:
+        verdict: The detector's verdict on ``reply``.
+        reply: The scored reply (``response_metadata["confidence_sources"]``).
+
+    Returns:
+        The verdict, its reason ending ``Lowest source: consistency.`` when it applies.
+    """
+    low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
+    if verdict.rule != "low_confidence" or not low:
+        return verdict
+    return replace(verdict, reason=f"{verdict.reason} Lowest source: {low}.")
+
+
+def review_verdict(
+    reply: AIMessage, review_tools: Collection[str], threshold: float | None
+) -> Verdict:
+    """Return a stuck verdict when a call under review has a combined confidence below threshold.
+
+    Used by the escalating node and the middleware alike, before the call runs.
+
+    Args:
+        reply: The weak model's scored reply (its ``response_metadata["confidence"]``).
+        review_tools: Names of the tools whose calls are reviewed.
+        threshold: The detector's ``low_confidence`` threshold (``None``: off).
+
+    Returns:
+        ``Verdict(stuck=True, rule="low_confidence", ...)`` whose reason names the
+        proposed call, its score and the lowest source; otherwise a calm ``Verdict()``.
+
+    Example:
+        >>> from langchain_core.messages import ToolCall
+        >>> call = ToolCall(name="issue_refund", args={"amount": 250}, id="c1")
+        >>> reply = AIMessage("", tool_calls=[call], response_metadata={"confidence": 0.3})
+        >>> review_verdict(reply, ["issue_refund"], 0.5).stuck
+        True
+    """
+    # Imported here: the expert package is heavy, and calibrate imports this module.
+    from langchain_escalate.expert.briefing import describe_call  # noqa: PLC0415
+
+    score = reply.response_metadata.get(METADATA_KEY)
+    reviewed = [call for call in reply.tool_calls if call["name"] in review_tools]
+    if not reviewed or threshold is None or score is None or score >= threshold:
+        return Verdict()
+    low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
+    reason = (
+        f"The model proposed {describe_call(reply)} ({reviewed[0]['name']} is under review) "
+        f"with confidence {score:.2f} from {low}, below the threshold {threshold:.2f}; "
+        "the call did not run."
+    )
+    return Verdict(stuck=True, rule="low_confidence", reason=reason)
 
 
 def import_string(path: str) -> Callable[..., Any]:

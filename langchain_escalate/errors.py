@@ -24,6 +24,8 @@ import random
 import time
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from langchain_escalate.redact import redact
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -160,7 +162,7 @@ def _log_retry(what: str, error: BaseException, attempt: int, retries: int) -> N
         "%s: transient error (%s: %s); retry %d of %d",
         what,
         type(error).__name__,
-        error,
+        redact(str(error)),
         attempt,
         retries,
     )

@@ -34,6 +34,7 @@ from langchain_escalate.expert.expert import Expert, ExpertSpec
 from langchain_escalate.merge import TAKEOVER_KEY, nudge_text, prune_with_usage, stamp
 from langchain_escalate.paid import Payer
 from langchain_escalate.policy import EscalationPolicy, Rung
+from langchain_escalate.redact import redact
 from langchain_escalate.run_config import escalation_key
 
 if TYPE_CHECKING:
@@ -414,7 +415,7 @@ class Escalator:
             {
                 "node": self.node,
                 "rule": verdict.rule,
-                "reason": verdict.reason,
+                "reason": redact(verdict.reason),
                 "evidence": list(verdict.evidence),
                 "briefing": briefing,
             }
@@ -431,7 +432,7 @@ class Escalator:
         record = self.payer.record(situation.verdict, situation.thread_id, "stop", "stopped")
         if self.policy.stop_behavior == "raise":
             raise EscalationStopped(record)
-        text = f"I stopped working on this task because I was stuck: {situation.verdict.reason}"
+        text = f"I stopped working on this task because I was stuck: {record.reason}"
         _, _, carried = _prune(situation, prune=False)
         message = AIMessage(text, additional_kwargs=carried)
         stamped = stamp(message, record, records, fired=situation.times_fired + 1)

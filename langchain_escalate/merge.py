@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
 
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
-from langchain_escalate.detector.steps import strip_confidence
 from langchain_escalate.expert.briefing import (
     describe_call,
     is_help_message,
@@ -20,6 +19,7 @@ from langchain_escalate.expert.briefing import (
     turn_start,
 )
 from langchain_escalate.records import ATTEMPTS_KEY, RECORD_KEY
+from langchain_escalate.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -69,7 +69,7 @@ def nudge_text(verdict: Verdict, messages: Sequence[BaseMessage]) -> str:
         "Try something different (other arguments, another tool, or a different plan), "
         "or answer with what you know."
     )
-    return " ".join(parts)
+    return redact(" ".join(parts))
 
 
 def prune_loop(
@@ -113,7 +113,7 @@ def prune_loop(
         if result:
             summary += f"; the last result was: {truncate_middle(result, 200)}"
     summary += ".)"
-    return [RemoveMessage(id=str(m.id)) for m in doomed], summary
+    return [RemoveMessage(id=str(m.id)) for m in doomed], redact(summary)
 
 
 def prune_with_usage(
@@ -221,12 +221,3 @@ def _last_action(messages: Sequence[BaseMessage]) -> tuple[str | None, int, str]
             if rendered == last:
                 times += 1
     return last, times, result
-
-
-def without_confidence(reply: AIMessage) -> AIMessage:
-    """The reply without its final ``Confidence: x`` line, which is for the detector only."""
-    if isinstance(reply.content, str):
-        stripped = strip_confidence(reply.content)
-        if stripped != reply.content:
-            return reply.model_copy(update={"content": stripped})
-    return reply

@@ -16,12 +16,20 @@ ladder and modes as the escalating node, through the same engine
   (``merge.TAKEOVER_KEY``) and continued the same way (``takeover_in_progress``).
 - ``after_model`` checks a final reply (no tool calls) for the reply rules
   (low confidence, monologue) and sends the agent back to the model when it
-  is stuck, instead of letting the run end on a doubtful answer.
+  is stuck, instead of letting the run end on a doubtful answer. A call to a
+  tool under review (``review_tools``) with a low confidence is sent back the
+  same way, before it runs.
+
+With ``confidence=``, ``wrap_model_call`` also asks the model for what the
+sources need (the verbalized instruction in the system prompt, logprobs in the
+model settings) and scores its final replies and calls under review, as the
+escalating node does (``confidence.ConfidenceScorer``).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from langchain.agents.middleware.types import (
@@ -33,18 +41,26 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
     hook_config,
 )
-from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
+from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage, SystemMessage
 from langgraph.config import get_config
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
+from langchain_escalate.confidence import (
+    ConfidenceConfig,
+    ConfidenceResult,
+    ConfidenceScorer,
+    review_verdict,
+    with_low_source,
+    without_verbalized,
+)
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.escalation import Escalator, Situation
 from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
 from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
-from langchain_escalate.merge import TAKEOVER_KEY, stamp, without_confidence
+from langchain_escalate.merge import TAKEOVER_KEY, stamp
 from langchain_escalate.progress import feed, load_progress, loop_span, takeover_in_progress
 from langchain_escalate.records import (
     ESCALATIONS_KEY,
@@ -56,7 +72,7 @@ from langchain_escalate.records import (
 from langchain_escalate.run_config import has_checkpointer, thread_id_of, thread_id_of_runtime
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from langchain_core.runnables import RunnableConfig
     from langgraph.runtime import Runtime
@@ -109,12 +125,18 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
+        confidence: Sources scoring final replies and calls to ``review_tools``
+            against the detector's ``low_confidence`` (docs/confidence.md).
+        review_tools: Tools whose calls are scored before they run; below the
+            threshold the call is dropped and the ladder answers.
         name: The middleware's name: its node names in the agent graph, its
             entry in ``escalation_progress``, and the ``node`` of its records.
             Two instances in one agent need distinct names.
 
     Raises:
-        TypeError: ``strong`` is none of the accepted kinds.
+        TypeError: ``strong`` is none of the accepted kinds, or ``review_tools``
+            is a string rather than a list of names.
+        ValueError: ``review_tools`` without ``confidence``.
 
     Example:
         >>> from langchain.agents import create_agent
@@ -137,12 +159,16 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         policy: EscalationPolicy | None = None,
         budget: Budget | None = None,
         prices: Mapping[str, ModelPrice | dict[str, Any]] | None = None,
+        confidence: ConfidenceConfig | None = None,
+        review_tools: Sequence[str] = (),
         name: str = DEFAULT_NAME,
     ) -> None:
         """Build the middleware; the strong model is resolved at its first call."""
         super().__init__()
         self._name = name
         self._detector = detector or DetectorConfig()
+        self._scoring = _scoring(confidence, review_tools)
+        self._review_tools = frozenset(review_tools)
         self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
 
     @property
@@ -190,7 +216,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         self, state: EscalationMiddlewareState, config: RunnableConfig
     ) -> Steps[dict[str, Any] | None]:
         messages = state["messages"]
-        saved = self._saved(state)
+        saved = _saved(state, self._name)
         progress, start = load_progress(saved, messages, self._detector)
         verdict, loop = feed(progress, messages, start)
         start_rung: int | None = None
@@ -203,7 +229,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             start_rung = pending.get("rung")
             dropped = list(pending.get(DROPPED_FIELD, []))
         if not verdict.stuck:
-            return self._progress_update(progress, saved)
+            return _progress_update(self._name, progress, saved)
         help_ = yield from self._escalator.steps(
             Situation(
                 verdict=verdict,
@@ -248,6 +274,9 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
         """Send the request to the strong model while a takeover lasts; else pass it on.
 
+        With ``confidence``, outside a takeover, final replies and calls under
+        review come back scored (``response_metadata["confidence"]``).
+
         Args:
             request: The model request (the agent's messages, system prompt, tools).
             handler: Calls the model (and any inner middleware).
@@ -260,7 +289,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(lambda: handler(req), _sync_only)
 
-        return run_sync(_model_call(self._escalator, self._name, request, call))
+        return run_sync(_model_call(self._escalator, self._name, request, call, self._scoring))
 
     async def awrap_model_call(
         self,
@@ -272,7 +301,9 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
             return Call(_async_only, lambda: handler(req))
 
-        return await run_async(_model_call(self._escalator, self._name, request, call))
+        return await run_async(
+            _model_call(self._escalator, self._name, request, call, self._scoring)
+        )
 
     # -- after the model call: a final reply may be stuck too --------------------
 
@@ -287,42 +318,36 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             runtime: The LangGraph runtime (unused).
 
         Returns:
-            ``None`` when the reply has tool calls (``before_model`` reads it
-            next). For a stuck final reply: its removal, the pending verdict,
-            and ``jump_to="model"`` so the ladder runs before the agent ends.
-            A healthy final reply loses its ``Confidence:`` line, if any.
+            ``None`` when the reply's tool calls may run (``before_model``
+            reads it next). For a stuck final reply, or a low-confidence call
+            to a tool under review: its removal, the pending verdict, and
+            ``jump_to="model"`` so the ladder answers first. A healthy final
+            reply loses its ``Confidence:`` line, if any.
         """
         del runtime
         messages = state["messages"]
         reply = messages[-1] if messages else None
-        if not isinstance(reply, AIMessage) or reply.tool_calls:
+        if not isinstance(reply, AIMessage):
             return None
-        saved = self._saved(state)
+        review = review_verdict(reply, self._review_tools, self._detector.low_confidence)
+        if reply.tool_calls and not review.stuck:
+            return None  # the call runs; before_model reads it next
+        saved = _saved(state, self._name)
         if is_help_message(reply):
             # A takeover that could not start left a rung pending: run it before the end.
             return {"jump_to": "model"} if saved.get("pending") else None
         progress, start = load_progress(saved, messages, self._detector)
         verdict, _ = feed(progress, messages, start)
+        verdict = with_low_source(verdict, reply)
+        if reply.tool_calls and not verdict.stuck:
+            verdict = review  # as in the node, a rule of the detector's own comes first
         if not verdict.stuck:
-            update = self._progress_update(progress, saved) or {}
-            stripped = without_confidence(reply)
+            update = _progress_update(self._name, progress, saved) or {}
+            stripped = without_verbalized(reply)
             if stripped is not reply:
                 update["messages"] = [stripped]
             return update or None
-        # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
-        loop = loop_span(progress, verdict, messages[:-1], dropped=1)
-        # Its usage goes with the pending verdict, for the help that answers it to carry.
-        progress.pending = {
-            "verdict": verdict.to_dict(),
-            "loop": loop,
-            DROPPED_FIELD: pruned_usage([reply]),
-        }
-        progress.last_id = messages[-2].id if len(messages) > 1 else None
-        return {
-            "messages": [RemoveMessage(id=str(reply.id))],
-            PROGRESS_KEY: {self._name: progress.to_dict()},
-            "jump_to": "model",
-        }
+        return _send_back(self._name, progress, verdict, messages)
 
     async def aafter_model(
         self, state: EscalationMiddlewareState, runtime: Runtime[Any]
@@ -330,32 +355,22 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         """Async twin of ``after_model`` (it does no I/O)."""
         return self.after_model(state, runtime)
 
-    # -- helpers -----------------------------------------------------------------
-
-    def _saved(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return _saved(state, self._name)
-
-    def _progress_update(
-        self, progress: Progress, saved: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
-        current = progress.to_dict()
-        if current == dict(saved):
-            return None
-        return {PROGRESS_KEY: {self._name: current}}
-
 
 def _model_call(
     escalator: Escalator,
     name: str,
     request: ModelRequest[Any],
     call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+    scoring: _Scoring | None = None,
 ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
-    """The agent's model call, or the strong model's while a takeover lasts."""
+    """The agent's model call (scored when asked), or the strong model's during a takeover."""
     saved = _saved(request.state, name)
     pending = saved.get("pending") or {}
     starting = bool(pending.get("takeover"))
     going = None if starting else takeover_in_progress(request.messages)
     if not starting and going is None:
+        if scoring is not None:
+            return (yield from scoring.scored_call(request, call))
         response: ModelResponse[Any] = yield call(request)
         return response
     steps = escalator.policy.takeover_steps + 1
@@ -397,6 +412,117 @@ def _model_call(
         ESCALATIONS_KEY: [record.to_dict()],
     }
     return ExtendedModelResponse(model_response=result, command=Command(update=update))
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """The confidence sources around the agent's own model call."""
+
+    scorer: ConfidenceScorer
+    review_tools: frozenset[str]
+
+    def scored_call(
+        self,
+        request: ModelRequest[Any],
+        call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
+    ) -> Steps[ModelResponse[Any]]:
+        """Call the model as the sources need; score a final reply or a call under review."""
+        asked = self.asked(request)
+        response: ModelResponse[Any] = yield call(asked)
+        reply = _ai_reply(response)
+        if reply is None or not self._scores(reply):
+            return response
+        again = call(asked)  # consistency's extra samples: the same request, again
+
+        def sample() -> AIMessage:
+            return _ai_reply(again.run()) or AIMessage("")
+
+        async def asample() -> AIMessage:
+            return _ai_reply(await again.arun()) or AIMessage("")
+
+        state = request.state
+        result: ConfidenceResult = yield Call(
+            lambda: self.scorer.score(reply, state, resample=sample),
+            lambda: self.scorer.ascore(reply, state, resample=asample),
+        )
+        scored = result.scored_reply()
+        if result.samples:
+            # The samples were paid for: the reply (or, if it is dropped, the help) carries them.
+            usage = pruned_usage(_with_ids(list(result.samples)))
+            scored.additional_kwargs = {**scored.additional_kwargs, PRUNED_USAGE_KEY: usage}
+        messages = [scored if message is reply else message for message in response.result]
+        return ModelResponse(result=messages, structured_response=response.structured_response)
+
+    def asked(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        """The request with the verbalized instruction and the logprobs setting, when on."""
+        sources = self.scorer.config.sources
+        if "verbalized" in sources:
+            own = [request.system_message] if request.system_message is not None else []
+            system = self.scorer.prepare(own)[0]  # the agent's own prompt, then the instruction
+            if isinstance(system, SystemMessage):
+                request = request.override(system_message=system)
+        if "logprobs" in sources:
+            # Passed to the model's binding; providers without logprobs leave the source absent.
+            request = request.override(model_settings={**request.model_settings, "logprobs": True})
+        return request
+
+    def _scores(self, reply: AIMessage) -> bool:
+        """Final replies are scored, and calls to the tools under review."""
+        return not reply.tool_calls or any(
+            call["name"] in self.review_tools for call in reply.tool_calls
+        )
+
+
+def _scoring(confidence: ConfidenceConfig | None, names: Sequence[str]) -> _Scoring | None:
+    """The confidence sources, and the tools under review (a list of names) they score."""
+    if isinstance(names, str):
+        msg = f"review_tools must be a list of tool names, got the string {names!r}"
+        raise TypeError(msg)
+    if names and confidence is None:
+        msg = (
+            f"review_tools={list(names)!r} needs confidence sources to score the calls: "
+            'e.g. confidence=ConfidenceConfig(sources=["consistency"])'
+        )
+        raise ValueError(msg)
+    if confidence is None:
+        return None
+    return _Scoring(ConfidenceScorer(confidence), frozenset(names))
+
+
+def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
+    """The model's reply in a response (the first AIMessage), if any."""
+    return next((m for m in response.result if isinstance(m, AIMessage)), None)
+
+
+def _send_back(
+    name: str, progress: Progress, verdict: Verdict, messages: list[Any]
+) -> dict[str, Any]:
+    """Remove the stuck reply, leave its verdict pending, and go back to the model."""
+    # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
+    reply = messages[-1]
+    loop = loop_span(progress, verdict, messages[:-1], dropped=1)
+    # Its usage goes with the pending verdict, for the help that answers it to carry.
+    progress.pending = {
+        "verdict": verdict.to_dict(),
+        "loop": loop,
+        DROPPED_FIELD: pruned_usage([reply]),
+    }
+    progress.last_id = messages[-2].id if len(messages) > 1 else None
+    return {
+        "messages": [RemoveMessage(id=str(reply.id))],
+        PROGRESS_KEY: {name: progress.to_dict()},
+        "jump_to": "model",
+    }
+
+
+def _progress_update(
+    name: str, progress: Progress, saved: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """This middleware's progress as a state update, or ``None`` when it did not change."""
+    current = progress.to_dict()
+    if current == dict(saved):
+        return None
+    return {PROGRESS_KEY: {name: current}}
 
 
 def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -21,22 +21,19 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
 from langchain_escalate.confidence import (
-    METADATA_KEY as CONFIDENCE_KEY,
-)
-from langchain_escalate.confidence import (
-    SOURCES_KEY,
     ConfidenceConfig,
     ConfidenceResult,
     ConfidenceScorer,
+    review_verdict,
+    with_low_source,
+    without_verbalized,
 )
 from langchain_escalate.cost import PRUNED_USAGE_KEY, PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
 from langchain_escalate.escalation import Escalator, Help, Situation, TakeoverSituation
-from langchain_escalate.expert.briefing import describe_call
 from langchain_escalate.expert.expert import Expert
-from langchain_escalate.merge import without_confidence
 from langchain_escalate.models import ModelRef
 from langchain_escalate.policy import EscalationPolicy
 from langchain_escalate.progress import (
@@ -515,13 +512,11 @@ class _EscalatingStep:
                 raise
             return _Attempt(verdict=verdict)
         reply = yield from self._confidence(run, reply)
-        verdict = detector.observe(reply)
-        low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
-        if verdict.rule == "low_confidence" and low:
-            verdict = replace(verdict, reason=f"{verdict.reason} Lowest source: {low}.")
+        verdict = with_low_source(detector.observe(reply), reply)
         if not verdict.stuck:
-            verdict = self._review(reply)
-        kept = without_confidence(reply)
+            threshold = self._detector_config.low_confidence
+            verdict = review_verdict(reply, self._review_tools, threshold)
+        kept = without_verbalized(reply)
         attempt = _Attempt(verdict=verdict, reply=kept, extra=extra)
         if verdict.stuck:
             # The stuck reply is not kept: the detector saw it, the state will not;
@@ -549,22 +544,6 @@ class _EscalatingStep:
         return not reply.tool_calls or any(
             call["name"] in self._review_tools for call in reply.tool_calls
         )
-
-    def _review(self, reply: AIMessage) -> Verdict:
-        """Stuck when a call under review has a combined confidence below the threshold."""
-        threshold = self._detector_config.low_confidence
-        score = reply.response_metadata.get(CONFIDENCE_KEY)
-        reviewed = [c for c in reply.tool_calls if c["name"] in self._review_tools]
-        if not reviewed or threshold is None or score is None or score >= threshold:
-            return Verdict()
-        low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
-        call = reviewed[0]
-        reason = (
-            f"The model proposed {describe_call(reply)} ({call['name']} is under review) with "
-            f"confidence {score:.2f} from {low}, below the threshold {threshold:.2f}; "
-            "the call did not run."
-        )
-        return Verdict(stuck=True, rule="low_confidence", reason=reason)
 
     @staticmethod
     def _pending(run: _Invocation, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from langchain_escalate.drive import Call, Steps
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
 from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
 from langchain_escalate.records import EscalationRecord, emit_record
+from langchain_escalate.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -144,7 +145,9 @@ class Payer:
             return paid, refused
         done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
         if paid.failure is not None:
-            logger.warning("node %r: expert %r failed: %s", self.node, self.model, paid.failure)
+            logger.warning(
+                "node %r: expert %r failed: %s", self.node, self.model, redact(paid.failure)
+            )
             why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
         record = self.record(
             verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.model,
@@ -162,7 +165,8 @@ class Payer:
         **fields: Any,
     ) -> EscalationRecord:
         """Make, log and emit one record of this node (``fields``: other record fields)."""
-        fields.setdefault("reason", verdict.reason)
+        # Records reach state, streams, logs and reports: no secret from a tool goes with them.
+        fields["reason"] = redact(fields.get("reason", verdict.reason))
         if action in ("nudge", "stop"):
             fields["cost_usd"] = 0.0  # free: no model was called
         record = EscalationRecord(

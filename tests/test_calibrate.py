@@ -275,3 +275,25 @@ def test_a_thread_without_a_confidence_is_named() -> None:
         runs_from_records(
             [], {"t9": {"weak_correct": True, "strong_correct": True, "weak_cost": 0}}
         )
+
+
+def test_calibrate_imports_neither_litellm_nor_matplotlib_without_plot(tmp_path: Path) -> None:
+    runs = _write(tmp_path / "runs.jsonl", HAND_RUNS)
+    code = (
+        "import sys\n"
+        "from langchain_escalate.cli import main\n"
+        f"assert main(['calibrate', {str(runs)!r}, '--format', 'json']) == 0\n"
+        "loaded = [name for name in ('litellm', 'matplotlib') if name in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr

@@ -89,7 +89,7 @@ def test_check_config_prints_each_nodes_effective_settings(
     assert "  weak:     openai/qwen2.5\n" in planner
     assert "  strong:   anthropic/claude-sonnet-4-6 (temperature=0.0)\n" in planner
     assert "monologue=2" in planner
-    assert "ledger=postgresql://app:***@db/ledger" in planner  # passwords never printed
+    assert "ledger=postgresql://app:[REDACTED:url-password]@db/ledger" in planner  # never printed
     assert "secret" not in out
     coder = out.split("\ncoder\n")[1]
     assert "monologue=3" in coder

@@ -199,9 +199,10 @@ def test_same_failing_call_fires_at_the_third_error_not_the_second() -> None:
             ['{"error": {"code": 404, "message": "no such order"}}'] * 3, id="json-error-key"
         ),
         pytest.param(
-            ["Traceback (most recent call last):\n  File \"tool.py\", line 3\nKeyError: 'id'"] * 3,
-            id="python-traceback",
+            ["ERROR:\nParameter `old_str` is required for command: str_replace."] * 3,
+            id="openhands-editor",
         ),
+        pytest.param(["bash: pytest: command not found"] * 3, id="command-not-found"),
     ],
 )
 def test_known_error_shapes_count_as_errors(errors: list[str]) -> None:
@@ -216,6 +217,57 @@ def test_status_error_counts_whatever_the_text() -> None:
     for _ in range(3):
         loop += attempt("get_order", {"order_id": 7}, "no luck", status="error")
     assert rules_at(loop) == [(6, "repeated_action_error")]
+
+
+def test_a_crashing_script_run_three_times_is_work_not_failure() -> None:
+    # The agent edits, reruns its reproduction script, and it still crashes:
+    # the shell did its job each time.
+    crash = 'Traceback (most recent call last):\n  File "/repo/repro.py", line 4\nValueError: bad'
+    run = [TASK]
+    for attempt_number in range(3):
+        run += attempt("str_replace_editor", {"command": "str_replace", "n": attempt_number}, "ok")
+        run += attempt("execute_bash", {"command": "python repro.py"}, crash)
+    assert rules_at(run) == []
+
+
+def test_program_failures_between_editor_mistakes_do_not_add_up() -> None:
+    run = [TASK]
+    run += attempt("execute_bash", {"command": "python repro.py"}, "Traceback (most recent...")
+    run += attempt("str_replace_editor", {"command": "create"}, "ERROR:\nInvalid `path` parameter")
+    run += attempt("execute_bash", {"command": "pytest -x"}, "1 failed in 0.4s")
+    run += attempt("str_replace_editor", {"command": "str_replace"}, "ERROR:\nParameter `old_str`")
+    assert rules_at(run) == []
+
+
+def failing_exit_code(message: ToolMessage) -> bool | None:
+    """A user's classifier: a shell command that exits non-zero failed; the rest as default."""
+    if message.name == "execute_bash":
+        return "[The command completed with exit code 0.]" not in str(message.content)
+    return None
+
+
+def test_a_user_classifier_overrides_the_default() -> None:
+    config = DetectorConfig(is_failure=failing_exit_code)
+    run = [TASK]
+    for seconds in (1, 2, 3):  # the same command failing with changing output
+        request = act(("execute_bash", {"command": "pytest"}))
+        output = f"{seconds} failed\n[The command completed with exit code 1.]"
+        call_id = request.tool_calls[0]["id"]
+        run += [request, ToolMessage(output, tool_call_id=call_id, name="execute_bash")]
+    assert rules_at(run) == []
+    assert rules_at(run, config) == [(6, "repeated_action_error")]
+
+
+def test_a_user_classifier_returning_none_keeps_the_default() -> None:
+    config = DetectorConfig(is_failure="tests.test_detector_rules:failing_exit_code")
+    assert config.is_failure is not None
+    assert config.is_failure.__name__ == "failing_exit_code"
+    loop = [TASK]
+    for _ in range(3):
+        loop += attempt("get_order", {"order_id": 7}, "Error: timeout")
+    assert rules_at(loop, config) == [(6, "repeated_action_error")]
+    dumped = config.model_dump(mode="json")["is_failure"]
+    assert dumped == "tests.test_detector_rules.failing_exit_code"
 
 
 def test_errors_that_recover_are_not_a_loop() -> None:

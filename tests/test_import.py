@@ -9,6 +9,7 @@ import langchain_escalate
 
 EXPECTED_ALL = [
     "Budget",
+    "ConfidenceConfig",
     "DetectorConfig",
     "EscalateConfig",
     "EscalationMiddleware",

@@ -36,9 +36,9 @@ def test_the_stuck_example_is_reported_for_people(capsys: pytest.CaptureFixture[
     assert code == 0
     assert err == ""
     first_line, *rest = out.splitlines()
-    assert first_line == f"{STUCK}: STUCK at message 9 of 12 (1 verdict)"
+    assert first_line == f"{STUCK}: STUCK at message 10 of 12 (1 verdict)"  # counted from 1
     report = "\n".join(rest)
-    assert "message 9: repeated_action_error" in report
+    assert "message 10: repeated_action_error" in report
     assert "why: The same call failed 3 times in a row" in report
     assert "payment method not found" in report
     assert "evidence:" in report
@@ -115,10 +115,10 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ("broken.json", '[{"role": "user", "content": "hi"}', "invalid JSON at line 1 column"),
         (
             "object.json",
-            '{\n "messages": []\n}',
-            "the top-level value is an object, expected a list of messages",
+            '{\n "conversation": []\n}',
+            "the top-level value is an object without a 'messages' list",
         ),
-        ("number.json", "42", "the top-level value is a int"),
+        ("number.json", "42", "the top-level value is a number"),
         ("empty.json", "\n", "empty file"),
         (
             "shape.json",

@@ -12,12 +12,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from langchain_escalate.cli import calibrate, config_commands, demo, report, scan
+from langchain_escalate.cli import calibrate, config_commands, demo, mcp, report, scan
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SUBCOMMANDS = (demo, scan, report, calibrate, config_commands)
+SUBCOMMANDS = (demo, scan, report, calibrate, config_commands, mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,26 +1,36 @@
 """``langchain-escalate schema`` and ``langchain-escalate check-config FILE``.
 
 ``schema`` prints the JSON Schema of ``escalate.yaml`` for editor completion.
-``check-config`` validates a file and prints what each node will run with;
-exit 0 when valid, 2 with one line per problem (``file:line: path: what``)
-when not. Neither imports litellm: nothing is built, only validated.
+``check-config`` validates a file, checks its model ids offline, and prints
+what each node will run with; exit 0 when valid (a model id the price map
+lacks is a warning on stderr), 2 with one line per problem
+(``file:line: path: what``) when not. Neither imports litellm: nothing is
+built, only validated.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     import argparse
 
-    from langchain_escalate.config import ConfigError, EscalateConfig, NodeSettings
+    from langchain_escalate.config import ConfigError, ConfigIssue, EscalateConfig, NodeSettings
 
 EXIT_OK = 0
 EXIT_INVALID = 2
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,100})")
+_CREDENTIAL_VARIABLE = re.compile(r"(?i)key|token|secret|pass|pwd|credential|auth")
+_MIN_SECRET = 4
+"""Shorter values are not hidden: replacing `1` everywhere would garble the report."""
+_MAX_SCANNED = 1_000_000
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,16 +99,18 @@ def run_check_config(args: argparse.Namespace) -> int:
     """
     from langchain_escalate.config import ConfigError, load_config  # noqa: PLC0415 - only this command needs it
 
+    hidden = _environment_secrets(Path(args.file))
     try:
         # A Path: FILE is always read as a file, never taken for YAML text.
         config = load_config(Path(args.file))
+        warnings = _model_id_problems(config)
         if args.graph:
             config.check_graph(_import_graph(args.graph))
     except ConfigError as error:
-        _report_invalid(args.file, error, as_json=args.format == "json")
+        _report_invalid(args.file, error, as_json=args.format == "json", hidden=hidden)
         return EXIT_INVALID
     except GraphImportError as error:
-        sys.stderr.write(f"{args.file}: --graph {args.graph}: {error}\n")
+        _write(sys.stderr, f"{args.file}: --graph {args.graph}: {error}\n", hidden)
         return EXIT_INVALID
     settings = [config.for_node(name) for name in config.node_names]
     if args.format == "json":
@@ -106,11 +118,59 @@ def run_check_config(args: argparse.Namespace) -> int:
             "file": args.file,
             "valid": True,
             "nodes": {s.name: s.to_dict() for s in settings},
+            "warnings": [_issue_dict(issue) for issue in warnings],
         }
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        _write(sys.stdout, json.dumps(document, indent=2) + "\n", hidden)
     else:
-        sys.stdout.write(render_text(config, settings))
+        _write(sys.stderr, "".join(f"{issue}\n" for issue in warnings), hidden)
+        _write(sys.stdout, render_text(config, settings), hidden)
     return EXIT_OK
+
+
+def _model_id_problems(config: EscalateConfig) -> list[ConfigIssue]:
+    """Return the warnings about model ids; raise ``ConfigError`` for the errors."""
+    from langchain_escalate.config import ConfigError  # noqa: PLC0415 - only this command needs it
+
+    issues = config.check_model_ids()
+    errors = [issue for issue in issues if issue.severity == "error"]
+    if errors:
+        raise ConfigError(errors)
+    return issues
+
+
+def _write(stream: TextIO, text: str, hidden: dict[str, str]) -> None:
+    """Write ``text`` with no secret and no raw control character in it.
+
+    Secrets: values of credential-named environment variables the file
+    refers to (whatever their shape), then every shape ``redact`` knows.
+    Control characters are escaped line by line (``splitlines`` would also
+    split at U+2028, and the escape would then be lost).
+    """
+    from langchain_escalate.config.errors import escape_control  # noqa: PLC0415 - only this command needs it
+    from langchain_escalate.redact import redact  # noqa: PLC0415
+
+    for value, name in sorted(hidden.items(), key=lambda item: -len(item[0])):
+        marker = f"[REDACTED:${{{name}}}]"
+        text = text.replace(value, marker).replace(json.dumps(value)[1:-1], marker)
+    lines = redact(text).split("\n")
+    stream.write("\n".join(escape_control(line) for line in lines))
+
+
+def _environment_secrets(file: Path) -> dict[str, str]:
+    """Return ``{value: variable}`` for credential-named variables the file's ``${...}`` names."""
+    try:
+        if not file.is_file():  # a FIFO would block: load_config refuses it
+            return {}
+        with file.open("rb") as stream:
+            text = stream.read(_MAX_SCANNED).decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return {}  # load_config reports why the file cannot be read
+    names = set(_REFERENCE.findall(text))
+    return {
+        os.environ[name]: name
+        for name in names
+        if _CREDENTIAL_VARIABLE.search(name) and len(os.environ.get(name, "")) >= _MIN_SECRET
+    }
 
 
 class GraphImportError(Exception):
@@ -150,26 +210,29 @@ def render_text(config: EscalateConfig, settings: list[NodeSettings]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _report_invalid(file: str, error: ConfigError, *, as_json: bool) -> None:
+def _report_invalid(
+    file: str, error: ConfigError, *, as_json: bool, hidden: dict[str, str]
+) -> None:
     issues = error.issues
     if as_json:
         document = {
             "file": file,
             "valid": False,
-            "errors": [
-                {
-                    "file": issue.source,
-                    "line": issue.line,
-                    "column": issue.column,
-                    "path": issue.path,
-                    "message": issue.message,
-                }
-                for issue in issues
-            ],
+            "errors": [_issue_dict(issue) for issue in issues],
         }
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        _write(sys.stdout, json.dumps(document, indent=2) + "\n", hidden)
     else:
-        sys.stderr.write(f"{error}\n")
+        _write(sys.stderr, f"{error}\n", hidden)
+
+
+def _issue_dict(issue: ConfigIssue) -> dict[str, Any]:
+    return {
+        "file": issue.source,
+        "line": issue.line,
+        "column": issue.column,
+        "path": issue.path,
+        "message": issue.message,
+    }
 
 
 def _import_graph(spec: str) -> Any:

@@ -4,18 +4,53 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
+
+from langchain_escalate.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-__all__ = ["ConfigError", "ConfigIssue", "Origin", "YamlPath", "did_you_mean", "format_path"]
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "Origin",
+    "YamlPath",
+    "did_you_mean",
+    "escape_control",
+    "format_path",
+    "quote",
+]
 
 YamlPath = tuple[str | int, ...]
 """Keys and list indices from the document root to a value."""
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+# C0/C1 controls, line and paragraph separators, and bidirectional overrides:
+# printed raw they move the cursor, recolour the terminal or reorder the text.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_control(text: str) -> str:
+    r"""Return ``text`` with control characters written as escapes, safe for a terminal.
+
+    Example:
+        >>> escape_control("tool\x1b[2J\nname")
+        'tool\\x1b[2J\\nname'
+    """
+    return _CONTROL.sub(lambda found: repr(found[0])[1:-1], text)
+
+
+def quote(value: object, limit: int = 120) -> str:
+    """Return ``repr(value)``, shortened to ``limit`` characters: enough to recognise a value.
+
+    Example:
+        >>> quote("9" * 500, limit=12)
+        "'99999...9'"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 6]}...{text[-2:]}"
 
 
 @dataclass(frozen=True)
@@ -25,10 +60,12 @@ class ConfigIssue:
     Attributes:
         source: The file as the user named it, or ``<string>`` for YAML text.
         line: 1-based line of the offending key or value, when known.
-        column: 1-based column, given for YAML syntax errors only.
         path: Dotted YAML path (``nodes.planner.detector.monologue``); empty
             for the document itself.
         message: What was wrong and what was expected.
+        column: 1-based column, given for YAML syntax errors only.
+        severity: ``"error"``, or ``"warning"`` for what may be right but
+            looks wrong (a model id no price map knows).
     """
 
     source: str
@@ -36,15 +73,18 @@ class ConfigIssue:
     path: str
     message: str
     column: int | None = None
+    severity: Literal["error", "warning"] = field(default="error")
 
     def __str__(self) -> str:
-        """Return ``file:line: path: message``."""
+        """Return ``file:line: path: message``, on one line, control characters escaped."""
         where = self.source
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = f"warning: {self.message}" if self.severity == "warning" else self.message
+        text = f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
+        return escape_control(text)
 
 
 class ConfigError(ValueError):
@@ -52,21 +92,22 @@ class ConfigError(ValueError):
 
     Each line reads ``escalate.yaml:12: nodes.planner.detector.monologue: ...``
     (file, line, YAML path, what was expected), so an editor or CI log can jump
-    to it.
+    to it. Secrets in a message (a key in a URL, say) are redacted.
 
     Attributes:
         issues: The problems, in file order.
     """
 
     def __init__(self, issues: Sequence[ConfigIssue]) -> None:
-        """Sort ``issues`` by line; the message is one issue per line."""
+        """Sort ``issues`` by line and redact secrets; the message is one issue per line."""
         self.issues: tuple[ConfigIssue, ...] = tuple(
-            sorted(issues, key=lambda issue: (issue.line is None, issue.line or 0))
+            replace(issue, path=redact(issue.path), message=redact(issue.message))
+            for issue in sorted(issues, key=lambda issue: (issue.line is None, issue.line or 0))
         )
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
-def format_path(path: Iterable[str | int]) -> str:
+def format_path(path: Iterable[str | int | float | bool | None]) -> str:
     """Return a YAML path as people write it: ``nodes.planner.policy.ladder[1]``.
 
     Keys that are not plain words (model ids with dots, say) are quoted:
@@ -80,10 +121,10 @@ def format_path(path: Iterable[str | int]) -> str:
     """
     text = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             text += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
-            text += f".{part}" if text else part
+        elif _PLAIN_KEY.fullmatch(str(part)):
+            text += f".{part}" if text else str(part)
         else:
             text += f'["{part}"]'
     return text
@@ -116,12 +157,16 @@ class Origin:
         """Return the line of ``path``, or of its nearest ancestor written in the file."""
         if not self.lines:
             return None
-        for end in range(len(path), 0, -1):
+        for end in range(len(path), -1, -1):
             line = self.lines.get(path[:end])
             if line is not None:
                 return line
-        return self.lines.get(())
+        return None
 
-    def issue(self, path: YamlPath, message: str) -> ConfigIssue:
+    def issue(
+        self, path: YamlPath, message: str, severity: Literal["error", "warning"] = "error"
+    ) -> ConfigIssue:
         """Return a ``ConfigIssue`` at ``path``, with its line when known."""
-        return ConfigIssue(self.source, self.line_of(path), format_path(path), message)
+        return ConfigIssue(
+            self.source, self.line_of(path), format_path(path), message, severity=severity
+        )

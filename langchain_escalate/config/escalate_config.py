@@ -6,24 +6,20 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import PrivateAttr, ValidationInfo, model_validator
+from pydantic import PrivateAttr
 
-from langchain_escalate.config.errors import ConfigError, Origin, did_you_mean
+from langchain_escalate.config.errors import ConfigError, ConfigIssue, Origin, did_you_mean
 from langchain_escalate.config.schema import BudgetSettings, ConfigFile, ModelSpec
 from langchain_escalate.config.settings import NodeSettings, merge_node
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
-    from typing_extensions import Self
 
     from langchain_escalate.budget import Budget, Ledger
     from langchain_escalate.middleware import EscalationMiddleware
     from langchain_escalate.models import ModelRef
 
-__all__ = ["ORIGIN_CONTEXT_KEY", "EscalateConfig"]
-
-ORIGIN_CONTEXT_KEY = "escalate_origin"
-"""Validation context key through which the loader tells the config its file and lines."""
+__all__ = ["EscalateConfig"]
 
 _GraphT = TypeVar("_GraphT")
 _GRAPH_ENDPOINTS = frozenset({"__start__", "__end__"})
@@ -52,17 +48,11 @@ class EscalateConfig(ConfigFile):
         (('nudge', 'escalate', 'stop'), 'takeover', 'anthropic/claude-sonnet-4-6')
     """
 
+    # Set by load_config: the file and its lines, for errors found after loading.
     _origin: Origin = PrivateAttr(default_factory=Origin)
     _model_refs: dict[str, ModelRef] = PrivateAttr(default_factory=dict)
     _ledgers: dict[str, Ledger] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    @model_validator(mode="after")
-    def _remember_origin(self, info: ValidationInfo) -> Self:
-        origin = (info.context or {}).get(ORIGIN_CONTEXT_KEY)
-        if isinstance(origin, Origin):
-            self._origin = origin
-        return self
 
     @property
     def source(self) -> str:
@@ -125,17 +115,11 @@ class EscalateConfig(ConfigFile):
         from langchain_escalate.node import create_escalating_node  # noqa: PLC0415 - adapters load on use
 
         settings = self.for_node(name)
-        kwargs: dict[str, Any] = {
-            "tools": tools,
-            "detector": settings.detector,
-            "policy": settings.policy,
-            "budget": self._budget(settings.budget),
-            "prices": dict(self.prices),
-            "name": name,
-            **overrides,
-        }
-        weak = self._model_or_override(settings, "weak", kwargs.pop("weak", None))
-        strong = self._model_or_override(settings, "strong", kwargs.pop("strong", None))
+        kwargs = self._kwargs(
+            settings, overrides, tools=tools, name=name, **_engine(settings), **_scoring(settings)
+        )
+        weak = kwargs.pop("weak", None) or self._model(settings, "weak")
+        strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         return create_escalating_node(weak, strong, **kwargs)
 
     def build_tool(self, name: str, **overrides: Any) -> BaseTool:
@@ -159,17 +143,12 @@ class EscalateConfig(ConfigFile):
         from langchain_escalate.tool import create_ask_expert_tool  # noqa: PLC0415 - adapters load on use
 
         settings = self.for_node(name)
-        kwargs: dict[str, Any] = {
-            "name": settings.tool.name,
-            "max_uses": settings.tool.max_uses,
-            "budget": self._budget(settings.budget),
-            "prices": dict(self.prices),
-            "briefing_max_tokens": settings.policy.briefing_max_tokens,
-            **overrides,
-        }
-        if settings.tool.description is not None:
-            kwargs.setdefault("description", settings.tool.description)
-        strong = self._model_or_override(settings, "strong", kwargs.pop("strong", None))
+        # No description in the file: the factory's own default, not None.
+        unset = {"description"} if settings.tool.description is None else set()
+        tool_settings = settings.tool.model_dump(exclude=unset)
+        briefing = settings.policy.briefing_max_tokens
+        kwargs = self._kwargs(settings, overrides, briefing_max_tokens=briefing, **tool_settings)
+        strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         tool: BaseTool = create_ask_expert_tool(strong, **kwargs)
         return tool
 
@@ -191,15 +170,10 @@ class EscalateConfig(ConfigFile):
         from langchain_escalate.middleware import EscalationMiddleware  # noqa: PLC0415 - adapters load on use
 
         settings = self.for_node(name)
-        kwargs: dict[str, Any] = {
-            "detector": settings.detector,
-            "policy": settings.policy,
-            "budget": self._budget(settings.budget),
-            "prices": dict(self.prices),
-            "name": name,
-            **overrides,
-        }
-        strong = self._model_or_override(settings, "strong", kwargs.pop("strong", None))
+        kwargs = self._kwargs(
+            settings, overrides, name=name, **_engine(settings), **_scoring(settings)
+        )
+        strong = kwargs.pop("strong", None) or self._model(settings, "strong")
         return EscalationMiddleware(strong, **kwargs)
 
     def check_graph(self, graph: _GraphT) -> _GraphT:
@@ -237,6 +211,17 @@ class EscalateConfig(ConfigFile):
             )
         return graph
 
+    def check_model_ids(self) -> list[ConfigIssue]:
+        """Check every model id offline (``config.model_ids``), as ``check-config`` does.
+
+        Returns:
+            An error per unknown provider, a warning per model litellm's price
+            map lacks, each at its line and with the nearest known id.
+        """
+        from langchain_escalate.config.model_ids import model_id_issues  # noqa: PLC0415 - reads a 1.5 MB map
+
+        return model_id_issues(self, self._origin)
+
     def close(self) -> None:
         """Close the ledgers the builders opened (SQLite files, PostgreSQL pools)."""
         with self._lock:
@@ -244,8 +229,12 @@ class EscalateConfig(ConfigFile):
         for ledger in ledgers:
             ledger.close()
 
-    def _model_or_override(self, settings: NodeSettings, role: str, override: Any) -> Any:
-        return override if override is not None else self._model(settings, role)
+    def _kwargs(
+        self, settings: NodeSettings, overrides: dict[str, Any], **from_file: Any
+    ) -> dict[str, Any]:
+        # Every builder gets the node's budget and the file's prices; the caller's arguments win.
+        budget = self._budget(settings.budget)
+        return {"budget": budget, "prices": dict(self.prices), **from_file, **overrides}
 
     def _model(self, settings: NodeSettings, role: str) -> ModelRef:
         spec: ModelSpec | None = getattr(settings, role)
@@ -274,6 +263,14 @@ class EscalateConfig(ConfigFile):
             if ledger is None:
                 ledger = self._ledgers[settings.ledger] = open_ledger(settings.ledger)
         return Budget(**{**settings.model_dump(), "ledger": ledger})
+
+
+def _engine(settings: NodeSettings) -> dict[str, Any]:
+    return {"detector": settings.detector, "policy": settings.policy}
+
+
+def _scoring(settings: NodeSettings) -> dict[str, Any]:
+    return {"confidence": settings.confidence, "review_tools": settings.review_tools}
 
 
 def _node_names(graph: Any) -> Iterator[str]:

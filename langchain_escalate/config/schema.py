@@ -3,20 +3,24 @@
 Every section forbids unknown keys, so a typo is an error rather than a
 setting silently ignored. ``detector`` and ``policy`` are the library's own
 ``DetectorConfig`` and ``EscalationPolicy``; ``prices`` are ``cost.ModelPrice``.
-The budget section mirrors ``budget.Budget``'s arguments: the real ``Budget``
-(which may open a database) is built only when a node is built.
+The budget section is ``budget.Budget`` itself (with the ledger as a URL);
+the ``Budget`` a node uses, with a shared ledger, is built only when a node is built.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_escalate.budget import Budget
+from langchain_escalate.confidence import ConfidenceConfig  # noqa: TC001 - pydantic needs it
 from langchain_escalate.cost import ModelPrice  # noqa: TC001 - pydantic needs it at runtime
 from langchain_escalate.detector.config import DetectorConfig
 from langchain_escalate.policy import EscalationPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "BudgetSettings",
@@ -37,20 +41,45 @@ TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """What every provider accepts as a function name."""
 
 
-def _accept_model_id_string(schema: dict[str, Any]) -> None:
-    # The validator below accepts a bare model id for the mapping; say so in
-    # the JSON Schema too, or editors would flag `strong: openai/gpt-4.1`.
-    as_mapping = {
-        key: schema.pop(key) for key in list(schema) if key not in {"title", "description"}
-    }
-    schema["anyOf"] = [
-        {
-            "type": "string",
-            "minLength": 1,
-            "description": "A litellm model id: shorthand for {model: <id>}.",
-        },
-        as_mapping,
-    ]
+_MODEL_ID_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "description": "A model id (provider/model or provider:model): {model: <id>}.",
+}
+
+
+def _or(alternative: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """Return a ``json_schema_extra`` that also accepts ``alternative`` for the mapping.
+
+    The model's ``before`` validator takes the shorthand; the JSON Schema must
+    say so too, or editors would flag ``strong: openai/gpt-4.1`` and ``planner:``.
+    """
+
+    def extend(schema: dict[str, Any]) -> None:
+        kept = {"title", "description"}
+        as_mapping = {key: schema.pop(key) for key in list(schema) if key not in kept}
+        schema["anyOf"] = [alternative, as_mapping]
+
+    return extend
+
+
+_BUDGET_FIELD_DESCRIPTIONS = {
+    "max_escalations_per_thread": "Escalations allowed per thread; null: no limit.",
+    "max_usd_per_thread": "USD the strong model may spend per thread; null: no limit.",
+    "max_usd_total": "USD the strong model may spend in all threads sharing the ledger; null: none",
+    "ledger": (
+        "Where spend is recorded: memory:// (this process), sqlite:///path/to/ledger.db "
+        "(one machine) or postgresql://user@host/db (a fleet); ?table=name picks the table."
+    ),
+    "reservation_ttl_s": "Seconds after which a reservation whose holder died stops counting.",
+    "default_estimate_usd": "USD reserved per escalation when its cost cannot be estimated.",
+}
+
+
+def _describe_budget_fields(schema: dict[str, Any]) -> None:
+    # Editors show these on hover; Budget documents its fields in its docstring only.
+    for name, description in _BUDGET_FIELD_DESCRIPTIONS.items():
+        schema.get("properties", {}).get(name, {}).setdefault("description", description)
 
 
 class _ModelOptions(BaseModel):
@@ -60,9 +89,7 @@ class _ModelOptions(BaseModel):
     environment variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``...).
     """
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra=_accept_model_id_string
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_or(_MODEL_ID_SCHEMA))
 
     api_base: str | None = Field(
         default=None, description="Endpoint of the provider or of a local OpenAI-compatible server."
@@ -115,7 +142,7 @@ class _ModelOptions(BaseModel):
 
 
 class ModelSpec(_ModelOptions):
-    """A litellm model id and its options; a bare string is the id alone.
+    """A model id and its options; a bare string is the id alone.
 
     Example:
         >>> ModelSpec.model_validate("openai/qwen2.5").model
@@ -125,7 +152,8 @@ class ModelSpec(_ModelOptions):
     """
 
     model: str = Field(
-        min_length=1, description="litellm model id, e.g. anthropic/claude-sonnet-4-6."
+        min_length=1,
+        description="Model id: provider/model (litellm) or provider:model (LangChain).",
     )
 
 
@@ -140,7 +168,7 @@ class ModelOverride(_ModelOptions):
     model: str | None = Field(
         default=None,
         min_length=1,
-        description="litellm model id; omit it to keep the inherited model and change its options.",
+        description="Model id; omit it to keep the inherited model and change its options.",
     )
 
 
@@ -168,8 +196,8 @@ class NodeModels(BaseModel):
     )
 
 
-class BudgetSettings(BaseModel):
-    """Limits on strong-model spend: the arguments of ``budget.Budget``.
+class BudgetSettings(Budget):
+    """Limits on strong-model spend: ``budget.Budget``, with the ledger as a URL.
 
     A node gets a ``Budget`` only when at least one limit is set. Budgets
     with the same ``ledger`` URL share one ledger object.
@@ -181,58 +209,16 @@ class BudgetSettings(BaseModel):
         False
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(json_schema_extra=_describe_budget_fields)
 
-    max_escalations_per_thread: int | None = Field(
-        default=None, ge=0, description="Escalations allowed per thread; null: no limit."
-    )
-    max_usd_per_thread: float | None = Field(
-        default=None, ge=0, description="USD the strong model may spend per thread; null: no limit."
-    )
-    max_usd_total: float | None = Field(
-        default=None,
-        ge=0,
-        description="USD the strong model may spend in all threads sharing the ledger; null: none.",
-    )
-    ledger: str = Field(
-        default="memory://",
-        description=(
-            "Where spend is recorded: memory:// (this process), sqlite:///path/to/ledger.db "
-            "(one machine) or postgresql://user@host/db (a fleet); ?table=name picks the table."
-        ),
-    )
-    reservation_ttl_s: float = Field(
-        default=600.0,
-        gt=0,
-        description="Seconds after which a reservation whose holder died stops counting.",
-    )
-    default_estimate_usd: float = Field(
-        default=0.05,
-        ge=0,
-        description="USD reserved per escalation when its cost cannot be estimated.",
-    )
-
-    @field_validator("ledger")
-    @classmethod
-    def _known_ledger(cls, url: str) -> str:
-        # Budget owns the URL grammar; asking it keeps the two from drifting apart.
-        try:
-            Budget(ledger=url)
-        except ValidationError as error:
-            raise ValueError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
-        return url
+    # A file can only name a ledger; Budget's URL check still applies.
+    ledger: str = "memory://"
 
     @property
     def limited(self) -> bool:
         """Whether any limit is set (otherwise no ``Budget`` is needed)."""
-        return any(
-            limit is not None
-            for limit in (
-                self.max_escalations_per_thread,
-                self.max_usd_per_thread,
-                self.max_usd_total,
-            )
-        )
+        limits = (self.max_escalations_per_thread, self.max_usd_per_thread, self.max_usd_total)
+        return any(limit is not None for limit in limits)
 
 
 class ToolSettings(BaseModel):
@@ -267,20 +253,24 @@ class DefaultsSection(BaseModel):
         default_factory=BudgetSettings, description="Limits on strong-model spend."
     )
     tool: ToolSettings = Field(default_factory=ToolSettings, description="The ask-expert tool.")
-
-
-def _allow_empty_node(schema: dict[str, Any]) -> None:
-    # `planner:` with nothing under it is a node that takes every default.
-    as_mapping = {
-        key: schema.pop(key) for key in list(schema) if key not in {"title", "description"}
-    }
-    schema["anyOf"] = [as_mapping, {"type": "null"}]
+    confidence: ConfidenceConfig | None = Field(
+        default=None,
+        description=(
+            "Confidence sources that score the weak model's final replies and calls to "
+            "review_tools (verbalized, logprobs, consistency, verify); null: none."
+        ),
+    )
+    review_tools: tuple[str, ...] = Field(
+        default=(),
+        description="Tools whose calls are scored before they run; below the threshold "
+        "the ladder answers and the call does not run.",
+    )
 
 
 class NodeSection(DefaultsSection):
     """One node's overrides, deep-merged over ``defaults`` (and ``models``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_allow_empty_node)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_or({"type": "null"}))
 
     models: NodeModels = Field(
         default_factory=NodeModels, description="This node's weak and strong models."

@@ -7,7 +7,6 @@ there, while a key the node does not mention keeps the default's value.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,17 +23,17 @@ from langchain_escalate.config.schema import (
 )
 from langchain_escalate.detector.config import DetectorConfig
 from langchain_escalate.policy import EscalationPolicy
+from langchain_escalate.redact import redact_data
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from langchain_escalate.confidence import ConfidenceConfig
     from langchain_escalate.cost import ModelPrice
 
 __all__ = ["NodeSettings", "merge_model", "merge_node"]
 
 _SectionT = TypeVar("_SectionT", bound=BaseModel)
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@")
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class NodeSettings:
         budget: Limits on strong-model spend (``budget.limited`` is ``False``
             when none is set).
         tool: The ask-expert tool's name, description and ``max_uses``.
+        confidence: The confidence sources, or ``None``.
+        review_tools: Tools whose calls are scored before they run.
         prices: USD per 1M tokens for models litellm lacks (shared by every node).
     """
 
@@ -63,23 +64,29 @@ class NodeSettings:
     budget: BudgetSettings
     tool: ToolSettings
     prices: Mapping[str, ModelPrice]
+    confidence: ConfidenceConfig | None = None
+    review_tools: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the settings as JSON-ready data, with any password in the ledger URL masked."""
-        budget = self.budget.model_dump(mode="json")
-        budget["ledger"] = mask_password(self.budget.ledger)
-        return {
+        """Return the settings as JSON-ready data, secrets redacted (``redact.redact_data``)."""
+        data = {
             "name": self.name,
             "weak": _model_dict(self.weak),
             "strong": _model_dict(self.strong),
             "detector": self.detector.model_dump(mode="json"),
             "policy": self.policy.model_dump(mode="json"),
-            "budget": budget,
+            "budget": self.budget.model_dump(mode="json"),
             "tool": self.tool.model_dump(mode="json"),
+            "confidence": None
+            if self.confidence is None
+            else self.confidence.model_dump(mode="json"),
+            "review_tools": list(self.review_tools),
             "prices": {
                 model: price.model_dump(mode="json") for model, price in self.prices.items()
             },
         }
+        redacted: dict[str, Any] = redact_data(data)
+        return redacted
 
 
 def merge_node(
@@ -111,6 +118,12 @@ def merge_node(
         budget=_overlay(BudgetSettings, defaults.budget, node.budget),
         tool=_overlay(ToolSettings, defaults.tool, node.tool),
         prices=dict(prices),
+        confidence=node.confidence
+        if "confidence" in node.model_fields_set
+        else defaults.confidence,
+        review_tools=(
+            node.review_tools if "review_tools" in node.model_fields_set else defaults.review_tools
+        ),
     )
 
 
@@ -146,16 +159,6 @@ def merge_model(inherited: ModelSpec | None, override: ModelOverride | None) -> 
             else value
         )
     return ModelSpec.model_validate(merged)
-
-
-def mask_password(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``, for printing.
-
-    Example:
-        >>> mask_password("postgresql://app:s3cret@db:5432/ledger")
-        'postgresql://app:***@db:5432/ledger'
-    """
-    return _URL_PASSWORD.sub(r"\g<scheme>:***@", url)
 
 
 def _overlay(cls: type[_SectionT], base: BaseModel, override: BaseModel) -> _SectionT:

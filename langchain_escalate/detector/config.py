@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Callable
+
+from langchain_core.messages import ToolMessage
+from pydantic import BaseModel, ConfigDict, Field, ImportString
+
+FailureClassifier = Callable[[ToolMessage], "bool | None"]
+"""A user's ``is_failure(message) -> bool | None``; ``None`` means "use the default"."""
 
 RULES: tuple[str, ...] = (
     "repeated_action_observation",
@@ -20,8 +26,10 @@ class DetectorConfig(BaseModel):
     """Thresholds of the stuck detector; ``None`` turns a rule off.
 
     Each rule fires at the first message at which its condition holds (see
-    ``docs/detector.md``). After firing, the rule's window starts afresh, so a
-    loop that goes on fires again after another full threshold.
+    ``docs/detector.md``). After firing, the rule's window starts afresh, so
+    a loop that goes on fires again after another full threshold.
+    ``is_failure`` overrides what counts as a tool failure: a callable, or in
+    YAML an import string ``"package.module:function"``.
 
     Example:
         >>> from langchain_escalate import DetectorConfig
@@ -66,6 +74,13 @@ class DetectorConfig(BaseModel):
         default=100,
         ge=1,
         description="Stuck after more than N weak-model calls in one turn without a final reply.",
+    )
+    is_failure: ImportString[FailureClassifier] | None = Field(
+        default=None,
+        description=(
+            "Your own tool-failure classifier, is_failure(message: ToolMessage) -> bool | None "
+            "(None: use the default). In YAML, an import string 'package.module:function'."
+        ),
     )
     reset_on_human: bool = Field(
         default=True, description="A HumanMessage starts a new turn and clears every window."

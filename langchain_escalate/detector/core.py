@@ -16,12 +16,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from pydantic import TypeAdapter, ValidationError
 
 from langchain_escalate.detector.config import RULES, DetectorConfig
+from langchain_escalate.detector.normalize import fingerprint
 from langchain_escalate.detector.steps import (
     action_key,
     action_label,
     calls_of,
     content_text,
-    normalize_text,
     read_confidence,
     short_hash,
     shorten,
@@ -222,14 +222,16 @@ class StuckDetector:
         if pending is None or call is None:
             return []  # answers no pending call: nothing to compare it with
         text = content_text(message.content)
-        error = message.status == "error" or text_is_error(text)
+        error = self._is_failure(message, text)
         if error and not pending.error:
             pending.error, pending.excerpt = True, shorten(text)
         elif pending.excerpt is None:
             pending.excerpt = shorten(text)
         # The call's own id may be echoed in its output; it differs on every attempt.
-        echoed = text.replace(message.tool_call_id, "<id>") if message.tool_call_id else text
-        call.answer = short_hash(("error\x00" if error else "\x00") + normalize_text(echoed))
+        seen = fingerprint(text)
+        if message.tool_call_id:
+            seen = seen.replace(message.tool_call_id, "<id>")
+        call.answer = short_hash(("error\x00" if error else "\x00") + seen)
         pending.tool_indices.append(index)
         if any(call.answer is None for call in pending.calls):
             return []
@@ -264,6 +266,15 @@ class StuckDetector:
 
         return held + self._alternate(pair, indices, pending.label)
 
+    def _is_failure(self, message: ToolMessage, text: str) -> bool:
+        """Ask the user's classifier first; ``None`` from it means the default decides."""
+        classify = self.config.is_failure
+        if classify is not None:
+            decided = classify(message)
+            if decided is not None:
+                return bool(decided)
+        return message.status == "error" or text_is_error(text)
+
     # Rules.
 
     def _fail(self, indices: list[int], note: str) -> list[_Held]:
@@ -276,7 +287,7 @@ class StuckDetector:
 
     def _repeat_reply(self, text: str, index: int) -> list[_Held]:
         replies = self._state.same_reply
-        replies.extend(short_hash(normalize_text(text)), [index], f'"{shorten(text)}"')
+        replies.extend(short_hash(fingerprint(text)), [index], f'"{shorten(text)}"')
         if _reached(replies.length, self.config.monologue):
             reason = (
                 f"The model gave the same reply {replies.length} times in a row: {replies.note}."

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from langchain_escalate.detector.normalize import fingerprint, normalize_text  # noqa: F401 (re-exported: it lived here)
+
 if TYPE_CHECKING:
     from langchain_core.messages import AIMessage, ToolMessage
 
@@ -28,61 +30,38 @@ HASH_BYTES = 8
 LABEL_LIMIT = 80
 """Longest excerpt of an action or an observation kept for a verdict's reason."""
 
-_VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A date with a time of day (ISO 8601 and the common "2024-05-20 10:00:01" form).
-    (
-        re.compile(
-            r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
-            r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}:?\d{2}))?(?![\d:])"
-        ),
-        "<time>",
-    ),
-    # HTTP dates: "Sat, 28 Nov 2026 17:50:31 GMT".
-    (
-        re.compile(
-            r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} [A-Z][a-z]{2} \d{4} "
-            r"\d{2}:\d{2}:\d{2}(?: GMT)?\b"
-        ),
-        "<time>",
-    ),
-    # A time of day with fractional seconds is a clock reading, not data.
-    (re.compile(r"(?<![\d:])\d{1,2}:\d{2}:\d{2}[.,]\d+\b"), "<time>"),
-    (
-        re.compile(
-            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-        ),
-        "<uuid>",
-    ),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    # Long hex ids (request ids, hashes, trace ids) need a letter and a digit,
-    # so long plain numbers (amounts, card numbers) stay as they are.
-    (
-        re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}\b"),
-        "<hex>",
-    ),
-    # Timings: "12ms", "1.5s", "0.3 s", "took 3 seconds", "elapsed: 2 minutes".
-    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|µs|us|ns|s)\b"), "<duration>"),
-    (
-        re.compile(
-            r"\b(took|elapsed|latency|duration|in|after)(\s*:?\s*)\d+(?:\.\d+)?\s*"
-            r"(?:milliseconds?|seconds?|secs?|minutes?|mins?)\b",
-            re.IGNORECASE,
-        ),
-        r"\1\2<duration>",
-    ),
-)
-_WHITE_SPACE = re.compile(r"\s+")
+MAX_DEPTH = 32
+"""Nesting depth of tool-call arguments and content blocks compared; deeper parts are one token."""
 
-_ERROR_PREFIX = re.compile(
-    # "Error: ...", "error: ...", "ERROR - ...", "Exception: ...", and LangGraph
-    # ToolNode's "Error executing tool ..." / "Error invoking tool ..." templates.
-    r"\A\s*(?:(?:error|exception|fatal)\s*:|(?:error|exception|fatal)\s+-\s"
-    r"|error (?:executing|invoking|calling|running)\b)"
+TOO_DEEP = "<nested too deep>"
+"""What stands for the parts of a value nested deeper than ``MAX_DEPTH``."""
+
+_INT_BITS = 1000
+"""Integers longer than this many bits are compared in hex (no 4300-digit limit, no overflow)."""
+
+
+ERROR_HEAD = 512
+"""Characters at the start of a tool output that decide whether it *starts* as an error."""
+
+JSON_ERROR_LIMIT = 65_536
+"""Largest JSON tool output parsed for a top-level ``"error"`` key (bigger ones are content)."""
+
+_STARTS_AS_ERROR = re.compile(
+    # "Error: ...", "ERROR:\n...", "Exception: ...", "fatal: ...", "ERROR - ...", and LangGraph
+    # ToolNode's "Error: ... Please fix your mistakes." / "Error executing tool ..." templates.
+    r"\s*(?:(?:error|exception|fatal)\s{0,3}:|(?:error|exception|fatal)\s{1,3}-\s"
+    r"|error (?:executing|invoking|calling|running)\b"
     # A Python exception rendered by str() or repr(): "ValueError: ...", "KeyError('x')".
-    r"|\A\s*[A-Za-z_][\w.]*(?:Error|Exception)\s*[:(]",
+    r"|[A-Za-z_][\w.]{0,120}(?:Error|Exception)\s{0,3}[:(]"
+    # File editors (SWE-agent, OpenHands) that report a refused edit without an "ERROR:" line.
+    r"|no replacement was performed|invalid `\w{1,40}` parameter|parameter `\w{1,40}` is required)",
     re.IGNORECASE,
 )
-_TRACEBACK = "Traceback (most recent call last):"
+_SH_NOT_FOUND = re.compile(r"sh: \d+: \S{1,200}: not found\s*\Z")
+"""dash's form of "command not found": ``sh: 1: foo: not found``."""
+
+CONFIDENCE_LINE_LIMIT = 200
+"""Longest final line read as a ``Confidence: x`` line."""
 
 _CONFIDENCE_LINE = re.compile(
     r"^[\s*_>#-]*confidence[\s*_]*[:=][\s*_]*(?P<value>\d+(?:\.\d+)?|\.\d+)\s*(?P<percent>%)?[\s*_.]*$",
@@ -115,29 +94,6 @@ def short_hash(text: str) -> str:
     return hashlib.blake2b(
         text.encode("utf-8", "surrogatepass"), digest_size=HASH_BYTES
     ).hexdigest()
-
-
-def normalize_text(text: str) -> str:
-    """Remove what changes between identical attempts: volatile tokens and white-space runs.
-
-    Args:
-        text: A tool output or a reply.
-
-    Returns:
-        The text with timestamps, UUIDs, hex addresses and ids, and durations
-        replaced by placeholders, and white-space runs collapsed.
-
-    Example:
-        >>> normalize_text("ok  at 2026-11-28T17:50:31Z in 12ms")
-        'ok at <time> in <duration>'
-        >>> normalize_text("job 3f2a9c0e-1b2d-4c5e-8f90-a1b2c3d4e5f6 at 0x7f3a2c")
-        'job <uuid> at <hex>'
-        >>> normalize_text("status: running, 3 of 10 done")
-        'status: running, 3 of 10 done'
-    """
-    for pattern, placeholder in _VOLATILE:
-        text = pattern.sub(placeholder, text)
-    return _WHITE_SPACE.sub(" ", text).strip()
 
 
 def content_text(content: str | list[Any]) -> str:
@@ -200,14 +156,20 @@ def action_label(calls: list[Call]) -> str:
 
 
 def is_error(message: ToolMessage) -> bool:
-    """Tell whether a tool message reports a failure.
+    r"""Tell whether a tool message reports a *tool failure*: the call did not do its job.
 
-    A tool message is an error when its ``status`` is ``"error"``, or its text
-    has a known error shape: a leading ``Error:`` (any case; LangGraph
-    ToolNode's ``"Error: ... Please fix your mistakes."`` and ``"Error
-    executing tool ..."``), a leading Python exception (``ValueError: ...``),
-    a Python traceback, or a JSON object with a non-empty top-level ``"error"``
-    (or ``"errors"``) key.
+    A tool failure is a ``status`` of ``"error"``, or an output that *starts*
+    as an error: ``Error:`` / ``ERROR:`` / ``Exception:`` / ``fatal:`` (any
+    case; LangGraph ToolNode's ``"Error: ... Please fix your mistakes."`` and
+    ``"Error executing tool ..."``), a Python exception (``ValueError: ...``),
+    a file editor's refusal (``No replacement was performed``, ``Invalid `path`
+    parameter``), a shell's ``command not found``, or a JSON object with a
+    non-empty top-level ``"error"`` (or ``"errors"``) key.
+
+    Content that merely *mentions* an error is not a failure: a traceback or a
+    failing test printed by a program the agent ran, a non-zero exit code, an
+    error word mid-text. That is the tool doing its job and reporting the
+    program's result.
 
     Args:
         message: The tool message.
@@ -219,7 +181,8 @@ def is_error(message: ToolMessage) -> bool:
         >>> from langchain_core.messages import ToolMessage
         >>> is_error(ToolMessage("Error: user not found", tool_call_id="1"))
         True
-        >>> is_error(ToolMessage('{"status": "failed", "retries": 2}', tool_call_id="1"))
+        >>> crash = "Traceback (most recent call last):\n  File \"repro.py\"\nValueError: boom"
+        >>> is_error(ToolMessage(crash, tool_call_id="1"))
         False
     """
     if message.status == "error":
@@ -228,15 +191,34 @@ def is_error(message: ToolMessage) -> bool:
 
 
 def text_is_error(text: str) -> bool:
-    """Tell whether a tool output's text has a known error shape (see ``is_error``)."""
-    if _ERROR_PREFIX.match(text) or _TRACEBACK in text:
+    """Tell whether a tool output's text starts as an error (see ``is_error``).
+
+    Reads at most the first ``ERROR_HEAD`` characters, and parses a JSON
+    object only up to ``JSON_ERROR_LIMIT`` characters: bounded work per output.
+    """
+    head = text[:ERROR_HEAD]
+    if _STARTS_AS_ERROR.match(head) or _command_not_found(head):
         return True
+    return _is_json_error(text)
+
+
+def _command_not_found(head: str) -> bool:
+    # The shell could not run the command at all: "bash: foo: command not found",
+    # "zsh: command not found: foo", "sh: 1: foo: not found". Only the first line:
+    # a script that prints the phrase later is content.
+    first_line = head.lstrip().partition("\n")[0]
+    return "command not found" in first_line or _SH_NOT_FOUND.match(first_line) is not None
+
+
+def _is_json_error(text: str) -> bool:
+    if len(text) > JSON_ERROR_LIMIT or '"error' not in text:
+        return False
     stripped = text.strip()
     if not stripped.startswith("{"):
         return False
     try:
         payload = json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(payload, dict) and bool(payload.get("error") or payload.get("errors"))
 
@@ -296,15 +278,24 @@ def strip_confidence(text: str) -> str:
 
 
 def shorten(text: str, limit: int = LABEL_LIMIT) -> str:
-    """Collapse white space and cut ``text`` to ``limit`` characters (with an ellipsis)."""
-    text = _WHITE_SPACE.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Collapse white space and cut ``text`` to ``limit`` characters (with an ellipsis).
+
+    Reads only the start of ``text``: bounded work whatever its length.
+    """
+    start = 0 if text[:1].strip() else len(text) - len(text.lstrip())
+    head = text[start : start + limit * 4]
+    cut = " ".join(head.split())
+    if len(cut) <= limit and start + len(head) >= len(text.rstrip()):
+        return cut
+    return cut[: limit - 1] + "…"
 
 
 def _confidence_line(text: str) -> tuple[float, int] | None:
     """Return the value of a final ``Confidence:`` line and where the line starts."""
     body = text.rstrip()
     start = body.rfind("\n") + 1
+    if len(body) - start > CONFIDENCE_LINE_LIMIT:
+        return None  # a long last line is prose, and the pattern need not scan it
     match = _CONFIDENCE_LINE.match(body[start:])
     if match is None:
         return None
@@ -324,7 +315,9 @@ def _logprob_confidence(logprobs: Any) -> float | None:
     ]
     if not numbers:
         return None
-    return _in_unit_range(math.exp(sum(numbers) / len(numbers)))
+    mean = sum(numbers) / len(numbers)
+    # A log-probability is at most 0; anything else is not one (and exp() of it may overflow).
+    return _in_unit_range(math.exp(mean)) if mean <= 0 else None
 
 
 def _in_unit_range(value: float) -> float | None:
@@ -332,45 +325,97 @@ def _in_unit_range(value: float) -> float | None:
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
-    # bool is an int subclass, and True is not a confidence.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # bool is an int subclass, and True is not a confidence; an int too large for a
+    # float is not one either (math.isfinite would raise on it).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return value.bit_length() <= _INT_BITS
+    return math.isfinite(value)
 
 
 def _canonical_args(args: Any) -> str:
-    return _canonical_json(_normalize_values(args))
+    # _normalize_values already returns plain JSON data: dump it directly.
+    return json.dumps(
+        _normalize_values(args),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_unknown,
+    )
 
 
-def _normalize_values(value: Any) -> Any:
+def _normalize_values(value: Any, depth: int = 0) -> Any:
+    # _plain's job (string keys, sorted sets, bounded depth, huge integers) plus
+    # normalized strings, in one walk.
     if isinstance(value, str):
-        return normalize_text(value)
+        return fingerprint(value, exact_middle=True)
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
-        return {str(key): _normalize_values(item) for key, item in value.items()}
+        return {_key(key): _normalize_values(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_normalize_values(item) for item in value]
-    return value
+        return [_normalize_values(item, depth + 1) for item in value]
+    return _plain(value, depth)
 
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(
-        _plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        _plain(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_unknown,
     )
 
 
-def _plain(value: Any) -> Any:
-    # String keys (json cannot sort mixed key types) and sorted sets (a set's
-    # order changes between processes, and hashes must not).
+def _plain(value: Any, depth: int = 0) -> Any:
+    # String keys (json cannot sort mixed key types), sorted sets (a set's order
+    # changes between processes, and hashes must not), bounded depth (no
+    # RecursionError), and huge integers in hex (Python refuses to print more
+    # than 4300 decimal digits).
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {_key(key): _plain(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [_plain(item, depth + 1) for item in value]
     if isinstance(value, (set, frozenset)):
-        return sorted((_plain(item) for item in value), key=_canonical_json)
+        return sorted((_plain(item, depth + 1) for item in value), key=_canonical_json)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _INT_BITS:
+        return hex(value)
     return value
 
 
+def _key(key: Any) -> str:
+    plain = _plain(key, MAX_DEPTH)
+    return plain if isinstance(plain, str) else str(plain)
+
+
+def _unknown(value: Any) -> str:
+    # An object json cannot write: its str() when it has a useful one (a datetime),
+    # its type's name when str() itself fails.
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 (any user __str__ may raise; the name still identifies it)
+        return f"<{type(value).__name__}>"
+
+
 def _call_label(name: str, args: Any) -> str:
-    if isinstance(args, dict):
-        rendered = ", ".join(f"{key}={_canonical_json(value)}" for key, value in args.items())
-    else:
-        rendered = _canonical_json(args)
-    return shorten(f"{name}({rendered})")
+    if not isinstance(args, dict):
+        return shorten(f"{name}({_canonical_json(_label_value(args))})")
+    rendered: list[str] = []
+    length = len(name)
+    for key, value in args.items():
+        if length > LABEL_LIMIT:
+            rendered.append("…")  # the label is cut at LABEL_LIMIT anyway
+            break
+        part = f"{key}={_canonical_json(_label_value(value))}"
+        rendered.append(part)
+        length += len(part) + 2
+    return shorten(f"{name}({', '.join(rendered)})")
+
+
+def _label_value(value: Any) -> Any:
+    # A label shows LABEL_LIMIT characters: no need to serialize a 1 MB argument for it.
+    return value[: LABEL_LIMIT * 2] if isinstance(value, str) else value

@@ -38,6 +38,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from langchain_escalate.detector.steps import content_text, is_error
 from langchain_escalate.records import RECORD_KEY
+from langchain_escalate.redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -209,9 +210,9 @@ def build_briefing(
     first = task_position(messages)
     parts = _Parts(
         task=_task_text(messages, first),
-        question=question or DEFAULT_QUESTION,
+        question=redact(question or DEFAULT_QUESTION),
         why=_why_text(verdict),
-        context=(context or "").strip(),
+        context=redact((context or "").strip()),
         steps=_StepSource(messages, first, verdict),
     )
     budget = CHARS_PER_TOKEN * (max_tokens - estimate_tokens(""))
@@ -530,15 +531,16 @@ def _step_of(message: BaseMessage) -> _Step | None:
             for call in message.invalid_tool_calls
         )
         if calls or invalid:
-            return _Step("- called ", "; ".join(part for part in (calls, invalid) if part))
-        text = str(message.text).strip()
+            return _Step("- called ", redact("; ".join(part for part in (calls, invalid) if part)))
+        text = redact(str(message.text).strip())
         return _Step("- replied: ", text) if text else None
     if isinstance(message, ToolMessage):
         label = "error" if is_error(message) else "result"
-        return _Step(f"  -> {label}: ", content_text(message.content).strip() or "(empty)")
+        body = redact(content_text(message.content).strip())
+        return _Step(f"  -> {label}: ", body or "(empty)")
     if isinstance(message, HumanMessage):
         prefix = "- received help: " if is_help_message(message) else "- user said: "
-        return _Step(prefix, str(message.text).strip())
+        return _Step(prefix, redact(str(message.text).strip()))
     return None
 
 
@@ -624,16 +626,16 @@ def _render(sections: Sequence[tuple[str, str]]) -> str:
 
 def _task_text(messages: Sequence[BaseMessage], position: int) -> str:
     if position >= 0:
-        return str(messages[position].text).strip() or "(empty request)"
+        return redact(str(messages[position].text).strip()) or "(empty request)"
     system = next((m for m in messages if isinstance(m, SystemMessage)), None)
     text = str(system.text).strip() if system is not None else ""
-    return text or "(no task given)"
+    return redact(text) or "(no task given)"
 
 
 def _why_text(verdict: Verdict | None) -> str:
     if verdict is None or not verdict.stuck:
         return ""
-    return f"Stuck detector rule `{verdict.rule}`: {verdict.reason}"
+    return f"Stuck detector rule `{verdict.rule}`: {redact(verdict.reason)}"
 
 
 def _compact_json(value: Any) -> str:

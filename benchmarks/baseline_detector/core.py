@@ -1,0 +1,452 @@
+"""The stuck detector: reads a conversation one message at a time.
+
+Each rule keeps a window of the steps it needs (a run of like steps, a
+counter), never the history itself, so ``observe`` costs the same at message
+10,000 as at message 10 and the whole state fits in a checkpoint. Steps are
+compared by short hashes of their normalized form (see ``steps.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from pydantic import TypeAdapter, ValidationError
+
+from baseline_detector.config import RULES, DetectorConfig
+from baseline_detector.steps import (
+    action_key,
+    action_label,
+    calls_of,
+    content_text,
+    normalize_text,
+    read_confidence,
+    short_hash,
+    shorten,
+    strip_confidence,
+    text_is_error,
+)
+from baseline_detector.verdict import NOT_STUCK, Verdict
+
+EVIDENCE_LIMIT = 64
+"""Most message indices a window keeps as evidence (the latest ones)."""
+
+STATE_VERSION = 1
+"""Version of the ``to_state`` format; ``from_state`` refuses others."""
+
+_ALTERNATION_START = 2
+"""Pairs in an alternation run when it (re)starts: the last two, A and B."""
+
+_LOOP_RULES = frozenset(RULES) - {"low_confidence", "max_steps"}
+"""Rules whose evidence is a loop, so ``Verdict.loop_start`` is set."""
+
+
+class StuckDetector:
+    """Tells, message by message, whether an agent's conversation is stuck.
+
+    Feed every message of the conversation, in order, to ``observe``; each call
+    returns a ``Verdict`` for that message. The rules, their thresholds and
+    their firing points are in ``docs/detector.md``. When a rule fires, every
+    window starts afresh (as ``clear`` does), so a loop that goes on fires
+    again after another full threshold.
+
+    Args:
+        config: Thresholds of the rules; the defaults when omitted.
+
+    Example:
+        >>> from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+        >>> detector = StuckDetector()
+        >>> _ = detector.observe(HumanMessage("Book me a flight to Paris."))
+        >>> for attempt in range(3):
+        ...     call = {"name": "search", "args": {"to": "CDG"}, "id": f"call_{attempt}"}
+        ...     _ = detector.observe(AIMessage("", tool_calls=[call]))
+        ...     result = ToolMessage("Error: service down", tool_call_id=f"call_{attempt}")
+        ...     verdict = detector.observe(result)
+        >>> verdict.rule, verdict.evidence
+        ('repeated_action_error', [1, 2, 3, 4, 5, 6])
+    """
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        """Create a detector that has seen no message yet."""
+        self.config = config or DetectorConfig()
+        self._state = _State()
+
+    @property
+    def count(self) -> int:
+        """Messages observed so far: the stream index the next message will get."""
+        return self._state.count
+
+    def observe(self, message: BaseMessage) -> Verdict:
+        """Read the next message of the conversation.
+
+        Args:
+            message: The message; its index is ``count`` before the call.
+
+        Returns:
+            The verdict at this message: stuck when a rule fires here.
+
+        Raises:
+            TypeError: When ``message`` is not a LangChain message.
+        """
+        state = self._state
+        index = state.count
+        if isinstance(message, AIMessage):
+            held = self._on_ai(message, index)
+        elif isinstance(message, ToolMessage):
+            held = self._on_tool(message, index)
+        elif isinstance(message, HumanMessage):
+            held = []
+            if self.config.reset_on_human:
+                self.clear()
+                state.steps.reset()
+                state.pending = None
+        elif isinstance(message, BaseMessage):
+            held = []  # system messages and others: counted, otherwise ignored
+        else:
+            msg = (
+                f"StuckDetector.observe expects a LangChain message, got {type(message).__name__}; "
+                "convert dicts with baseline_detector.messages_from_dicts"
+            )
+            raise TypeError(msg)
+        state.count = index + 1
+        return self._settle(held)
+
+    def record_failure(self, reason: str) -> Verdict:
+        """Count a failure the caller saw that left no message in the conversation.
+
+        For example the model call raised, or its output could not be parsed.
+        The failure counts for ``consecutive_failures``; it takes no message index.
+
+        Args:
+            reason: What failed, for the verdict's reason (e.g. ``"the model call timed out"``).
+
+        Returns:
+            The verdict after this failure.
+        """
+        return self._settle(self._fail([], shorten(reason)))
+
+    def clear(self) -> None:
+        """Forget every rule's window (for example after help arrived).
+
+        The stream index and the turn's step count (``max_steps``) are kept, and
+        so is an action still waiting for its tool results.
+        """
+        state = self._state
+        state.same_pair.reset()
+        state.failing_action.reset()
+        state.failures.reset()
+        state.same_reply.reset()
+        state.alternation.reset()
+        state.older_pair = state.newer_pair = None
+
+    def to_state(self) -> dict[str, Any]:
+        """Return the detector's state as a JSON-ready dict of bounded size.
+
+        Returns:
+            A dict that ``StuckDetector.from_state`` turns back into an equal detector.
+        """
+        # The pydantic adapter dumps the same dict as dataclasses.asdict, ~20x faster;
+        # the node saves this on every step.
+        return {"version": STATE_VERSION, **_state_adapter().dump_python(self._state)}
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], config: DetectorConfig | None = None
+    ) -> StuckDetector:
+        """Rebuild a detector from ``to_state``'s output; it continues exactly as the original.
+
+        Args:
+            state: A dict made by ``to_state`` (possibly through JSON).
+            config: Thresholds; the defaults when omitted. The state does not
+                store them, so pass the ones the original used.
+
+        Returns:
+            The detector.
+
+        Raises:
+            ValueError: When ``state`` was not made by ``to_state`` of this version.
+        """
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            found = state.get("version") if isinstance(state, dict) else type(state).__name__
+            msg = (
+                f"detector state has version {found!r}, expected {STATE_VERSION}: pass a dict "
+                "made by StuckDetector.to_state() of this release, or start a new detector"
+            )
+            raise ValueError(msg)
+        fields = {key: value for key, value in state.items() if key != "version"}
+        try:
+            restored = _state_adapter().validate_python(fields)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            msg = (
+                f"detector state is malformed at {where!r}: {first['msg']}; "
+                "pass a dict made by StuckDetector.to_state()"
+            )
+            raise ValueError(msg) from None
+        detector = cls(config)
+        detector._state = restored
+        return detector
+
+    # Message handlers: each returns the rules that hold at this message.
+
+    def _on_ai(self, message: AIMessage, index: int) -> list[_Held]:
+        state = self._state
+        state.pending = None  # an action still waiting for results is abandoned
+        calls = calls_of(message) if message.tool_calls else []
+        if calls:
+            state.pending = _Pending(
+                index=index,
+                action=action_key(calls),
+                label=action_label(calls),
+                calls=[_PendingCall(id=_id_key(call.id), key=call.key) for call in calls],
+            )
+            state.same_reply.reset()
+            return self._count_step(index)
+        if message.invalid_tool_calls:
+            names = ", ".join(str(call.get("name")) for call in message.invalid_tool_calls)
+            note = f"the model's tool call could not be parsed ({shorten(names)})"
+            return self._fail([index], note) + self._count_step(index)
+        text = strip_confidence(content_text(message.content)).strip()
+        if not text:
+            return self._fail([index], "the model's reply was empty") + self._count_step(index)
+        state.failures.reset()  # a reply is a success
+        state.steps.reset()  # and the turn's final answer
+        return self._repeat_reply(text, index) + self._low_confidence(message, index)
+
+    def _on_tool(self, message: ToolMessage, index: int) -> list[_Held]:
+        pending = self._state.pending
+        call = pending.answerable(_id_key(message.tool_call_id)) if pending else None
+        if pending is None or call is None:
+            return []  # answers no pending call: nothing to compare it with
+        text = content_text(message.content)
+        error = message.status == "error" or text_is_error(text)
+        if error and not pending.error:
+            pending.error, pending.excerpt = True, shorten(text)
+        elif pending.excerpt is None:
+            pending.excerpt = shorten(text)
+        # The call's own id may be echoed in its output; it differs on every attempt.
+        echoed = text.replace(message.tool_call_id, "<id>") if message.tool_call_id else text
+        call.answer = short_hash(("error\x00" if error else "\x00") + normalize_text(echoed))
+        pending.tool_indices.append(index)
+        if any(call.answer is None for call in pending.calls):
+            return []
+        self._state.pending = None
+        return self._on_observation(pending)
+
+    def _on_observation(self, pending: _Pending) -> list[_Held]:
+        state, config = self._state, self.config
+        indices = [pending.index, *pending.tool_indices]
+        observation = short_hash("\x00".join(sorted(f"{c.key}:{c.answer}" for c in pending.calls)))
+        pair = short_hash(pending.action + observation)
+        note = f'{pending.label} returned "{pending.excerpt}"'
+        held: list[_Held] = []
+        state.same_reply.reset()  # an observation breaks a monologue
+
+        same = state.same_pair
+        same.extend(pair, indices, note)
+        if _reached(same.length, config.repeated_action_observation):
+            reason = f"The same call got the same result {same.length} times in a row: {note}."
+            held.append(_Held("repeated_action_observation", same, reason))
+
+        failing = state.failing_action
+        if pending.error:
+            failing.extend(pending.action, indices, note)
+            if _reached(failing.length, config.repeated_action_error):
+                reason = f"The same call failed {failing.length} times in a row: {note}."
+                held.append(_Held("repeated_action_error", failing, reason))
+            held += self._fail(indices, note)
+        else:
+            failing.reset()
+            state.failures.reset()
+
+        return held + self._alternate(pair, indices, pending.label)
+
+    # Rules.
+
+    def _fail(self, indices: list[int], note: str) -> list[_Held]:
+        failures = self._state.failures
+        failures.extend("", indices, note)
+        if _reached(failures.length, self.config.consecutive_failures):
+            reason = f"{failures.length} failures in a row; the last: {note}."
+            return [_Held("consecutive_failures", failures, reason)]
+        return []
+
+    def _repeat_reply(self, text: str, index: int) -> list[_Held]:
+        replies = self._state.same_reply
+        replies.extend(short_hash(normalize_text(text)), [index], f'"{shorten(text)}"')
+        if _reached(replies.length, self.config.monologue):
+            reason = (
+                f"The model gave the same reply {replies.length} times in a row: {replies.note}."
+            )
+            return [_Held("monologue", replies, reason)]
+        return []
+
+    def _low_confidence(self, message: AIMessage, index: int) -> list[_Held]:
+        threshold = self.config.low_confidence
+        confidence = read_confidence(message) if threshold is not None else None
+        if threshold is None or confidence is None or confidence >= threshold:
+            return []
+        window = _Run(length=1, start=index, indices=[index])
+        reason = (
+            f"The model rated its own reply's confidence {confidence:.2f}, "
+            f"below the threshold {threshold:.2f}."
+        )
+        return [_Held("low_confidence", window, reason)]
+
+    def _alternate(self, pair: str, indices: list[int], label: str) -> list[_Held]:
+        state = self._state
+        run, older, newer = state.alternation, state.older_pair, state.newer_pair
+        if (
+            run.length >= _ALTERNATION_START
+            and older is not None
+            and newer is not None
+            and pair == older.key != newer.key
+        ):
+            run.extend(run.key, indices, run.note)
+        elif newer is not None and pair != newer.key:
+            run.reset()
+            run.extend(newer.key, newer.indices, newer.label)
+            run.extend(newer.key, indices, f"{newer.label} and {label}")
+        else:
+            run.reset()
+            run.extend(pair, indices, label)
+        state.older_pair, state.newer_pair = (
+            newer,
+            _Pair(key=pair, indices=indices[-EVIDENCE_LIMIT:], label=label),
+        )
+        if _reached(run.length, self.config.alternating):
+            reason = (
+                f"The model alternated between {run.note} for {run.length} steps, "
+                "with the same results each time."
+            )
+            return [_Held("alternating", run, reason)]
+        return []
+
+    def _count_step(self, index: int) -> list[_Held]:
+        steps, limit = self._state.steps, self.config.max_steps
+        steps.extend("", [index], "")
+        if limit is not None and steps.length > limit:
+            reason = (
+                f"The model made {steps.length} calls in this turn "
+                f"without a final reply (limit {limit})."
+            )
+            return [_Held("max_steps", steps, reason)]
+        return []
+
+    def _settle(self, held: list[_Held]) -> Verdict:
+        """Report the first rule that holds, in ``RULES`` order, and start every window afresh."""
+        if not held:
+            return NOT_STUCK
+        first = min(held, key=lambda item: RULES.index(item.rule))
+        verdict = Verdict(
+            stuck=True,
+            rule=first.rule,
+            reason=first.reason,
+            evidence=sorted(set(first.window.indices)),
+            loop_start=first.window.start if first.rule in _LOOP_RULES else None,
+        )
+        self.clear()
+        if any(item.rule == "max_steps" for item in held):
+            self._state.steps.reset()
+        return verdict
+
+
+def _reached(length: int, threshold: int | None) -> bool:
+    return threshold is not None and length >= threshold
+
+
+def _id_key(call_id: str | None) -> str | None:
+    # Hashed so that state stays small whatever ids a provider invents.
+    return None if call_id is None else short_hash(call_id)
+
+
+@dataclass
+class _Run:
+    """A rule's window: consecutive like steps (or a plain count, with an empty key)."""
+
+    length: int = 0
+    key: str = ""
+    start: int | None = None
+    indices: list[int] = field(default_factory=list)
+    note: str = ""
+
+    def extend(self, key: str, indices: list[int], note: str) -> None:
+        """Add a step with this key; a different key starts the run again."""
+        if self.length and key != self.key:
+            self.reset()
+        self.length += 1
+        self.key, self.note = key, note
+        if self.start is None and indices:
+            self.start = indices[0]
+        self.indices.extend(indices)
+        if len(self.indices) > EVIDENCE_LIMIT:
+            del self.indices[:-EVIDENCE_LIMIT]
+
+    def reset(self) -> None:
+        """Empty the window."""
+        self.length, self.key, self.start, self.note = 0, "", None, ""
+        self.indices.clear()
+
+
+@dataclass
+class _PendingCall:
+    id: str | None
+    key: str
+    answer: str | None = None
+
+
+@dataclass
+class _Pending:
+    """An action whose tool results are still coming in."""
+
+    index: int
+    action: str
+    label: str
+    calls: list[_PendingCall]
+    tool_indices: list[int] = field(default_factory=list)
+    error: bool = False
+    excerpt: str | None = None
+
+    def answerable(self, call_id: str | None) -> _PendingCall | None:
+        """Return the unanswered call a tool message with this (hashed) id answers."""
+        unanswered = [call for call in self.calls if call.answer is None]
+        by_id = next((call for call in unanswered if call.id == call_id), None)
+        return by_id or next((call for call in unanswered if call.id is None), None)
+
+
+@dataclass
+class _Pair:
+    key: str
+    indices: list[int]
+    label: str
+
+
+@dataclass
+class _State:
+    count: int = 0
+    steps: _Run = field(default_factory=_Run)
+    pending: _Pending | None = None
+    same_pair: _Run = field(default_factory=_Run)
+    failing_action: _Run = field(default_factory=_Run)
+    failures: _Run = field(default_factory=_Run)
+    same_reply: _Run = field(default_factory=_Run)
+    alternation: _Run = field(default_factory=_Run)
+    older_pair: _Pair | None = None
+    newer_pair: _Pair | None = None
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A rule that holds at this message, with its window and the sentence that says why."""
+
+    rule: str
+    window: _Run
+    reason: str
+
+
+@functools.cache
+def _state_adapter() -> TypeAdapter[_State]:
+    return TypeAdapter(_State)
