@@ -10,7 +10,6 @@ before each notebook).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -98,9 +97,6 @@ EXPECTED = {
     ],
 }
 
-# Notebooks written against a module another branch adds: executed once it is on main.
-NEEDS = {"07_mcp_server": "langchain_escalate.mcp_server"}
-
 
 def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source) for cell in notebook.cells]
@@ -175,9 +171,6 @@ def _execute(notebook: nbformat.NotebookNode, kernel: KernelManager) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs_top_to_bottom_offline(name, kernel, tmp_path):
-    module = NEEDS.get(name)
-    if module and importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not in this checkout yet")
     # A fresh namespace and working directory, as a notebook opened on its own would have.
     fresh = f"%reset -f\nimport os\nos.chdir({str(tmp_path)!r})"
     _execute(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(fresh)]), kernel)
