@@ -2,34 +2,32 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
-# # 01 · Swap your model node for the escalating node
-#
-# A classic LangGraph agent: a model node, a `ToolNode`, `tools_condition`, a
-# checkpointer. We replace the model node with `create_escalating_node(weak,
-# strong, tools=tools)` and nothing else. A cheap model does the work; the **stuck
-# detector** watches every message, and when it fires the **ladder** answers:
-# first a free *nudge*, then the strong model (*escalate*), then a person
-# (*human*, through `interrupt()`).
-#
-# You will see:
-#
-# 1. the weak model looping on a failing tool call, and the detector firing (rule and reason);
-# 2. the ladder's rungs: the nudge, then the strong model's advice, with the loop pruned;
-# 3. the `EscalationRecord`s in state, and the cost summary: weak, strong, and the
-#    counterfactual "everything on the strong model".
-#
-# **Runs offline, without an API key.** The weak and strong models are
-# `ScriptedChatModel`s from `langchain_escalate.testing`: they follow a script
-# and report fixed token counts, and they are named after real litellm model ids
-# (`deepseek/deepseek-chat`, `anthropic/claude-sonnet-4-6`), so every cost you see
-# is those token counts at the **real prices** of litellm's bundled price map.
+"""
+# 01 · Swap your model node for the escalating node
+
+A classic LangGraph agent: a model node, a `ToolNode`, `tools_condition`, a
+checkpointer. We replace the model node with `create_escalating_node(weak,
+strong, tools=tools)` and nothing else. A cheap model does the work; the **stuck
+detector** watches every message, and when it fires the **ladder** answers:
+first a free *nudge*, then the strong model (*escalate*), then a person
+(*human*, through `interrupt()`).
+
+You will see:
+
+1. the weak model looping on a failing tool call, and the detector firing (rule and reason);
+2. the ladder's rungs: the nudge, then the strong model's advice, with the loop pruned;
+3. the `EscalationRecord`s in state, and the cost summary: weak, strong, and the
+   counterfactual "everything on the strong model".
+
+**Runs offline, without an API key.** The weak and strong models are
+`ScriptedChatModel`s from `langchain_escalate.testing`: they follow a script
+and report fixed token counts, and they are named after real litellm model ids
+(`deepseek/deepseek-chat`, `anthropic/claude-sonnet-4-6`), so every cost you see
+is those token counts at the **real prices** of litellm's bundled price map.
+"""
 
 # %%
 import os
@@ -38,10 +36,12 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # %% [markdown]
-# ## The task and its tools
-#
-# A code assistant answers questions about a repository. `read_file` fails unless
-# it is given the path from the repository root; `find_files` finds that path.
+"""
+## The task and its tools
+
+A code assistant answers questions about a repository. `read_file` fails unless
+it is given the path from the repository root; `find_files` finds that path.
+"""
 
 # %%
 from langchain_core.tools import tool
@@ -69,27 +69,29 @@ def find_files(name: str) -> str:
 tools = [read_file, find_files]
 
 # %% [markdown]
-# ## The models: the one cell to change for real providers
-#
-# The weak model's script is what a cheap model stuck on this task does: the
-# same failing call three times, then other guesses, then (after help) the right
-# path. The strong model's script is its advice. The second pair plays the
-# `takeover` ladder at the end of the notebook.
-#
-# **With real models, replace this cell with:**
-#
-# ```python
-# # export DEEPSEEK_API_KEY=... ANTHROPIC_API_KEY=...
-# WEAK, STRONG = "deepseek/deepseek-chat", "anthropic/claude-sonnet-4-6"
-# weak = takeover_weak = WEAK  # litellm ids, resolved at their first call
-# strong = takeover_strong = STRONG
-# ```
-#
-# (or any LangChain chat model; a local OpenAI-compatible server is
-# `ModelRef("openai/qwen2.5-coder-32b", api_base="http://localhost:8080/v1")` from
-# `langchain_escalate.models`, priced by you with `prices=`). A real model finds
-# its own way, so the transcript will differ; the records and the cost summary
-# then price real usage.
+"""
+## The models: the one cell to change for real providers
+
+The weak model's script is what a cheap model stuck on this task does: the
+same failing call three times, then other guesses, then (after help) the right
+path. The strong model's script is its advice. The second pair plays the
+`takeover` ladder at the end of the notebook.
+
+**With real models, replace this cell with:**
+
+```python
+# export DEEPSEEK_API_KEY=... ANTHROPIC_API_KEY=...
+WEAK, STRONG = "deepseek/deepseek-chat", "anthropic/claude-sonnet-4-6"
+weak = takeover_weak = WEAK  # litellm ids, resolved at their first call
+strong = takeover_strong = STRONG
+```
+
+(or any LangChain chat model; a local OpenAI-compatible server is
+`ModelRef("openai/qwen2.5-coder-32b", api_base="http://localhost:8080/v1")` from
+`langchain_escalate.models`, priced by you with `prices=`). A real model finds
+its own way, so the transcript will differ; the records and the cost summary
+then price real usage.
+"""
 
 # %%
 from langchain_core.messages import AIMessage
@@ -144,21 +146,23 @@ takeover_strong = ScriptedChatModel(
 )
 
 # %% [markdown]
-# ## Before and after
-#
-# Before, the model node was:
-#
-# ```python
-# def agent(state):
-#     return {"messages": [model.bind_tools(tools).invoke(state["messages"])]}
-#
-# builder.add_node("agent", agent)
-# ```
-#
-# After, one line changes: `create_escalating_node` binds the tools to the weak
-# model itself. `EscalationState` (optional: plain `MessagesState` works too) adds
-# `escalations`, where every record is kept, and `escalation_progress`, where the
-# detector's state is checkpointed.
+"""
+## Before and after
+
+Before, the model node was:
+
+```python
+def agent(state):
+    return {"messages": [model.bind_tools(tools).invoke(state["messages"])]}
+
+builder.add_node("agent", agent)
+```
+
+After, one line changes: `create_escalating_node` binds the tools to the weak
+model itself. `EscalationState` (optional: plain `MessagesState` works too) adds
+`escalations`, where every record is kept, and `escalation_progress`, where the
+detector's state is checkpointed.
+"""
 
 # %%
 from langgraph.checkpoint.memory import InMemorySaver
@@ -176,11 +180,13 @@ builder.add_edge("tools", "agent")
 graph = builder.compile(checkpointer=InMemorySaver())
 
 # %% [markdown]
-# ## Run it and watch
-#
-# `stream_mode=["updates", "custom"]` shows each node's output, and every
-# escalation record as a custom stream event (`{"escalation": record}`), the
-# moment the ladder answers.
+"""
+## Run it and watch
+
+`stream_mode=["updates", "custom"]` shows each node's output, and every
+escalation record as a custom stream event (`{"escalation": record}`), the
+moment the ladder answers.
+"""
 
 # %%
 import textwrap
@@ -218,24 +224,26 @@ for mode, chunk in graph.stream(question, config, stream_mode=["updates", "custo
                 print(line)
 
 # %% [markdown]
-# What happened:
-#
-# - The third identical failing call fired **`repeated_action_error`**. The first
-#   rung, **nudge**, added a free hint ("you called read_file(...) 3 times...").
-# - The weak model tried other paths, all failing: three failures in a row fired
-#   **`consecutive_failures`**, the detector's second firing in this turn, so the
-#   ladder went one rung up: **escalate**. The strong model read a bounded
-#   briefing (the task, the attempts and their results, the rule) and its advice
-#   was added; the loop was **pruned** to a one-line summary so the weak model
-#   does not re-read its failures.
-# - The weak model finished on its own. Had it stayed stuck, the next rung,
-#   **human**, would have paused the graph with `interrupt()` (it needs the
-#   checkpointer we compiled with).
-#
-# ## The records
-#
-# Every rung leaves an `EscalationRecord` in `state["escalations"]` (and on the
-# message it added): node, rule, reason, mode, model, tokens, cost, latency, outcome.
+"""
+What happened:
+
+- The third identical failing call fired **`repeated_action_error`**. The first
+  rung, **nudge**, added a free hint ("you called read_file(...) 3 times...").
+- The weak model tried other paths, all failing: three failures in a row fired
+  **`consecutive_failures`**, the detector's second firing in this turn, so the
+  ladder went one rung up: **escalate**. The strong model read a bounded
+  briefing (the task, the attempts and their results, the rule) and its advice
+  was added; the loop was **pruned** to a one-line summary so the weak model
+  does not re-read its failures.
+- The weak model finished on its own. Had it stayed stuck, the next rung,
+  **human**, would have paused the graph with `interrupt()` (it needs the
+  checkpointer we compiled with).
+
+## The records
+
+Every rung leaves an `EscalationRecord` in `state["escalations"]` (and on the
+message it added): node, rule, reason, mode, model, tokens, cost, latency, outcome.
+"""
 
 # %%
 state = graph.get_state(config).values
@@ -247,20 +255,24 @@ for record in state["escalations"]:
     )
 
 # %% [markdown]
-# What the strong model read: the briefing, not the whole conversation.
+"""
+What the strong model read: the briefing, not the whole conversation.
+"""
 
 # %%
 if isinstance(strong, ScriptedChatModel):  # a scripted model keeps what it was sent
     print(strong.calls[0][-1].content)
 
 # %% [markdown]
-# ## What did it cost?
-#
-# `summarize_run` prices every reply at its side's price (litellm's map) and
-# computes the counterfactual: the same tokens, all on the strong model. The loop
-# was pruned from the state, but the weak model was paid for it: the message that
-# replaced the loop carries the usage of the replies it removed, so the final
-# state is enough.
+"""
+## What did it cost?
+
+`summarize_run` prices every reply at its side's price (litellm's map) and
+computes the counterfactual: the same tokens, all on the strong model. The loop
+was pruned from the state, but the weak model was paid for it: the message that
+replaced the loop carries the usage of the replies it removed, so the final
+state is enough.
+"""
 
 # %%
 from langchain_escalate.cost import PriceBook, summarize_run
@@ -275,11 +287,13 @@ summary = summarize_run(
 print(summary.describe().replace("; ", "\n"))
 
 # %% [markdown]
-# ## Another ladder: skip the nudge, let the strong model take over
-#
-# `EscalationPolicy` sets the ladder and the mode; `DetectorConfig` the
-# thresholds. In `takeover` mode the strong model, bound to the same tools, takes
-# this step and the next `takeover_steps`, then hands back.
+"""
+## Another ladder: skip the nudge, let the strong model take over
+
+`EscalationPolicy` sets the ladder and the mode; `DetectorConfig` the
+thresholds. In `takeover` mode the strong model, bound to the same tools, takes
+this step and the next `takeover_steps`, then hands back.
+"""
 
 # %%
 from langchain_escalate import DetectorConfig, EscalationPolicy

@@ -5,21 +5,23 @@
 # ---
 
 # %% [markdown]
-# # 03 · `EscalationMiddleware` for `create_agent`
-#
-# With `langchain.agents.create_agent` you do not write the agent loop, so you
-# add escalation as **middleware**: `EscalationMiddleware(strong)` feeds the
-# stuck detector before each model call, and the ladder answers as in notebook
-# 01 (nudge, then the strong model, then a person), without touching the loop.
-#
-# You will see the weak model retry a failing query, deaf to the nudge; the
-# strong model's advice; the loop pruned; the records and what the run cost.
-#
-# **Runs offline, without an API key.** The models are `ScriptedChatModel`s
-# from `langchain_escalate.testing`: they follow a script, report fixed token
-# counts, and are named after real litellm ids (`deepseek/deepseek-chat`,
-# `anthropic/claude-sonnet-4-6`), so every cost is those tokens at litellm's
-# **real prices**.
+"""
+# 03 · `EscalationMiddleware` for `create_agent`
+
+With `langchain.agents.create_agent` you do not write the agent loop, so you
+add escalation as **middleware**: `EscalationMiddleware(strong)` feeds the
+stuck detector before each model call, and the ladder answers as in notebook
+01 (nudge, then the strong model, then a person), without touching the loop.
+
+You will see the weak model retry a failing query, deaf to the nudge; the
+strong model's advice; the loop pruned; the records and what the run cost.
+
+**Runs offline, without an API key.** The models are `ScriptedChatModel`s
+from `langchain_escalate.testing`: they follow a script, report fixed token
+counts, and are named after real litellm ids (`deepseek/deepseek-chat`,
+`anthropic/claude-sonnet-4-6`), so every cost is those tokens at litellm's
+**real prices**.
+"""
 
 # %%
 import os
@@ -28,10 +30,12 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # %% [markdown]
-# ## The task and its tool
-#
-# An analytics assistant queries a database. `run_sql` fails on a wrong column
-# name, as a real database would.
+"""
+## The task and its tool
+
+An analytics assistant queries a database. `run_sql` fails on a wrong column
+name, as a real database would.
+"""
 
 # %%
 from langchain_core.tools import tool
@@ -48,19 +52,21 @@ def run_sql(query: str) -> str:
 
 
 # %% [markdown]
-# ## The models: the one cell to change for real providers
-#
-# `create_agent` calls the weak model itself, so it is given as a chat model.
-# **With real models, replace this cell with:**
-#
-# ```python
-# # export DEEPSEEK_API_KEY=... ANTHROPIC_API_KEY=...
-# from langchain_litellm import ChatLiteLLM
-#
-# WEAK, STRONG = "deepseek/deepseek-chat", "anthropic/claude-sonnet-4-6"
-# weak = ChatLiteLLM(model=WEAK)
-# strong = STRONG  # the middleware takes a litellm id as it is
-# ```
+"""
+## The models: the one cell to change for real providers
+
+`create_agent` calls the weak model itself, so it is given as a chat model.
+**With real models, replace this cell with:**
+
+```python
+# export DEEPSEEK_API_KEY=... ANTHROPIC_API_KEY=...
+from langchain_litellm import ChatLiteLLM
+
+WEAK, STRONG = "deepseek/deepseek-chat", "anthropic/claude-sonnet-4-6"
+weak = ChatLiteLLM(model=WEAK)
+strong = STRONG  # the middleware takes a litellm id as it is
+```
+"""
 
 # %%
 from langchain_core.messages import AIMessage
@@ -94,12 +100,14 @@ strong = ScriptedChatModel(
 )
 
 # %% [markdown]
-# ## The agent
-#
-# One argument added to `create_agent`: `middleware=[EscalationMiddleware(strong)]`.
-# The default ladder is nudge, escalate, human; the checkpointer lets the
-# `human` rung pause the run with `interrupt()`, were it reached (then
-# `invoke` returns `__interrupt__`, and `Command(resume=...)` continues).
+"""
+## The agent
+
+One argument added to `create_agent`: `middleware=[EscalationMiddleware(strong)]`.
+The default ladder is nudge, escalate, human; the checkpointer lets the
+`human` rung pause the run with `interrupt()`, were it reached (then
+`invoke` returns `__interrupt__`, and `Command(resume=...)` continues).
+"""
 
 # %%
 from langchain.agents import create_agent
@@ -121,21 +129,25 @@ for record in result["escalations"]:
     print(record["action"], record["outcome"], record["rule"], record["cost_usd"])
 
 # %% [markdown]
-# The third identical failure fired `repeated_action_error`: the nudge (free)
-# was added. Three more identical failures fired it again: the strong model
-# advised, its advice was added, the loop was pruned, and the weak model
-# finished. The strong model was called once:
+"""
+The third identical failure fired `repeated_action_error`: the nudge (free)
+was added. Three more identical failures fired it again: the strong model
+advised, its advice was added, the loop was pruned, and the weak model
+finished. The strong model was called once:
+"""
 
 # %%
 if isinstance(strong, ScriptedChatModel):  # a scripted model keeps what it was sent
     print("strong model calls:", len(strong.calls))
 
 # %% [markdown]
-# ## What did it cost?
-#
-# As in notebook 01: every reply the run paid for, read from the final state
-# (the pruned loop's usage rides on the message that replaced it), priced at
-# litellm's prices.
+"""
+## What did it cost?
+
+As in notebook 01: every reply the run paid for, read from the final state
+(the pruned loop's usage rides on the message that replaced it), priced at
+litellm's prices.
+"""
 
 # %%
 from langchain_escalate.cost import PriceBook, summarize_run

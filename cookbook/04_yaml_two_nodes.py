@@ -5,29 +5,31 @@
 # ---
 
 # %% [markdown]
-# # 04 · Two nodes configured in one YAML file
-#
-# Settings per graph node live in one `escalate.yaml`: the models, the
-# detector's thresholds, the ladder, the budget. Here a support graph has two
-# escalating nodes with different needs:
-#
-# - **`triage`** looks the customer up. A wrong lookup is cheap and usually
-#   fixed from the error message, so it gets three tries and a free nudge
-#   first (`nudge, escalate, human`).
-# - **`support`** answers about invoices. Two identical failures are enough to
-#   call the strong model at once (`escalate, stop`).
-#
-# You will see:
-#
-# 1. the file loaded, validated (`langchain-escalate check-config`) and merged per node;
-# 2. a mistake caught with its line and the nearest valid key;
-# 3. both nodes built from the file with `cfg.build_node(...)`, the graph
-#    checked against the file with `cfg.check_graph(...)`, and each node
-#    escalating by its own settings.
-#
-# **Runs offline, without an API key.** The models are `ScriptedChatModel`s
-# from `langchain_escalate.testing`, named after the file's litellm ids, so
-# every cost is their token counts at litellm's **real prices**.
+"""
+# 04 · Two nodes configured in one YAML file
+
+Settings per graph node live in one `escalate.yaml`: the models, the
+detector's thresholds, the ladder, the budget. Here a support graph has two
+escalating nodes with different needs:
+
+- **`triage`** looks the customer up. A wrong lookup is cheap and usually
+  fixed from the error message, so it gets three tries and a free nudge
+  first (`nudge, escalate, human`).
+- **`support`** answers about invoices. Two identical failures are enough to
+  call the strong model at once (`escalate, stop`).
+
+You will see:
+
+1. the file loaded, validated (`langchain-escalate check-config`) and merged per node;
+2. a mistake caught with its line and the nearest valid key;
+3. both nodes built from the file with `cfg.build_node(...)`, the graph
+   checked against the file with `cfg.check_graph(...)`, and each node
+   escalating by its own settings.
+
+**Runs offline, without an API key.** The models are `ScriptedChatModel`s
+from `langchain_escalate.testing`, named after the file's litellm ids, so
+every cost is their token counts at litellm's **real prices**.
+"""
 
 # %%
 import os
@@ -40,11 +42,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 workdir = Path(tempfile.mkdtemp(prefix="escalate-cookbook-"))
 
 # %% [markdown]
-# ## The file
-#
-# `defaults` apply to every node; each node under `nodes` overrides only what it
-# writes. `${VAR:-default}` reads the environment (notebook 05 uses it for the
-# budget's ledger).
+"""
+## The file
+
+`defaults` apply to every node; each node under `nodes` overrides only what it
+writes. `${VAR:-default}` reads the environment (notebook 05 uses it for the
+budget's ledger).
+"""
 
 # %%
 config_file = workdir / "escalate.yaml"
@@ -67,8 +71,10 @@ nodes:
 """)
 
 # %% [markdown]
-# `langchain-escalate check-config` validates it and prints what each node runs
-# with (here called in-process; in a shell it is the same command):
+"""
+`langchain-escalate check-config` validates it and prints what each node runs
+with (here called in-process; in a shell it is the same command):
+"""
 
 # %%
 from langchain_escalate.cli import main
@@ -77,8 +83,10 @@ exit_code = main(["check-config", str(config_file)])
 print("exit code", exit_code)
 
 # %% [markdown]
-# A mistake is caught with its line and the nearest valid key, rather than
-# silently ignored:
+"""
+A mistake is caught with its line and the nearest valid key, rather than
+silently ignored:
+"""
 
 # %%
 from langchain_escalate import load_config
@@ -89,7 +97,9 @@ except ValueError as error:
     print(error)
 
 # %% [markdown]
-# `for_node` gives a node's settings after merging the defaults and its section:
+"""
+`for_node` gives a node's settings after merging the defaults and its section:
+"""
 
 # %%
 cfg = load_config(config_file)
@@ -101,7 +111,9 @@ for node_name in ("triage", "support"):
     )
 
 # %% [markdown]
-# ## The tools
+"""
+## The tools
+"""
 
 # %%
 from langchain_core.tools import tool
@@ -124,15 +136,17 @@ def get_invoice(invoice_id: str) -> str:
 
 
 # %% [markdown]
-# ## The models: the one cell to change for real providers
-#
-# `build_node` uses the file's models unless you pass `weak=`/`strong=`; here
-# each node gets scripted stand-ins named like them. **With real models,
-# replace this cell with** (keys in the environment):
-#
-# ```python
-# triage_weak = triage_strong = support_weak = support_strong = None  # the file's models
-# ```
+"""
+## The models: the one cell to change for real providers
+
+`build_node` uses the file's models unless you pass `weak=`/`strong=`; here
+each node gets scripted stand-ins named like them. **With real models,
+replace this cell with** (keys in the environment):
+
+```python
+triage_weak = triage_strong = support_weak = support_strong = None  # the file's models
+```
+"""
 
 # %%
 from langchain_core.messages import AIMessage
@@ -175,13 +189,15 @@ support_strong = ScriptedChatModel(
 )
 
 # %% [markdown]
-# ## Build both nodes from the file
-#
-# `cfg.build_node(name, tools=...)` is `create_escalating_node(...)` with that
-# node's settings. Each node has its own `ToolNode`; triage hands over to
-# support when it answers. `cfg.check_graph(builder)` fails if a node the file
-# configures is missing from the graph (a typo, a renamed node), naming the
-# nearest one.
+"""
+## Build both nodes from the file
+
+`cfg.build_node(name, tools=...)` is `create_escalating_node(...)` with that
+node's settings. Each node has its own `ToolNode`; triage hands over to
+support when it answers. `cfg.check_graph(builder)` fails if a node the file
+configures is missing from the graph (a typo, a renamed node), naming the
+nearest one.
+"""
 
 # %%
 from langgraph.checkpoint.memory import InMemorySaver
@@ -210,7 +226,9 @@ builder.add_edge("support_tools", "support")
 graph = cfg.check_graph(builder).compile(checkpointer=InMemorySaver())
 
 # %% [markdown]
-# ## Run a ticket
+"""
+## Run a ticket
+"""
 
 # %%
 result = graph.invoke(
@@ -222,14 +240,16 @@ for record in result["escalations"]:
     print(record["node"], record["action"], record["outcome"], record["rule"])
 
 # %% [markdown]
-# Both nodes failed the same call twice. In `triage` (threshold 3) that is
-# still a weak model reading its error: no rung, no cost. In `support`
-# (threshold 2) it fired `repeated_action_error`, and the ladder's first rung
-# there is `escalate`: the strong model advised at once, as the file says.
-# Per-node records (`record["node"]`) are what `langchain-escalate report`
-# groups by (notebook 05).
-#
-# A node the graph does not have is caught when the graph is built:
+"""
+Both nodes failed the same call twice. In `triage` (threshold 3) that is
+still a weak model reading its error: no rung, no cost. In `support`
+(threshold 2) it fired `repeated_action_error`, and the ladder's first rung
+there is `escalate`: the strong model advised at once, as the file says.
+Per-node records (`record["node"]`) are what `langchain-escalate report`
+groups by (notebook 05).
+
+A node the graph does not have is caught when the graph is built:
+"""
 
 # %%
 from langchain_escalate.config import ConfigError
@@ -243,9 +263,11 @@ except ConfigError as error:
     print(error)
 
 # %% [markdown]
-# With real models, the file's `prices:` section prices models litellm does
-# not know (a local server, an OpenRouter id), and `models:` can be set per
-# node. See `docs/config.md` for the whole schema.
+"""
+With real models, the file's `prices:` section prices models litellm does
+not know (a local server, an OpenRouter id), and `models:` can be set per
+node. See `docs/config.md` for the whole schema.
+"""
 
 # %%
 import shutil

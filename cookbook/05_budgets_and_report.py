@@ -5,28 +5,30 @@
 # ---
 
 # %% [markdown]
-# # 05 · Cap the strong model with a budget; read what it cost with `report`
-#
-# A `Budget` bounds what the strong model may cost, per thread and in total.
-# Its **ledger** is a SQLite file here, so every process on the machine (every
-# worker of your agent) shares the same limits; a PostgreSQL URL does the same
-# for a fleet. After a week in production, `langchain-escalate report` answers
-# "what did escalation cost, where, and why?" from the checkpointer's database.
-#
-# You will see:
-#
-# 1. a node with a budget, escalating once and recording what that cost in the ledger;
-# 2. another process reading the same ledger;
-# 3. what happens when the budget is exhausted: the request is refused before
-#    the strong model is called, recorded as `over_budget`, and the ladder
-#    moves down a rung (here to `stop`, which ends the turn with a clear message);
-# 4. `langchain-escalate report` on the SQLite checkpointer the run wrote, and
-#    on a records JSONL file.
-#
-# **Runs offline, without an API key.** The models are `ScriptedChatModel`s
-# from `langchain_escalate.testing`, named after real litellm ids, so every cost
-# is their token counts at litellm's **real prices**. The SQLite checkpointer
-# is `langgraph-checkpoint-sqlite` (`pip install langgraph-checkpoint-sqlite`).
+"""
+# 05 · Cap the strong model with a budget; read what it cost with `report`
+
+A `Budget` bounds what the strong model may cost, per thread and in total.
+Its **ledger** is a SQLite file here, so every process on the machine (every
+worker of your agent) shares the same limits; a PostgreSQL URL does the same
+for a fleet. After a week in production, `langchain-escalate report` answers
+"what did escalation cost, where, and why?" from the checkpointer's database.
+
+You will see:
+
+1. a node with a budget, escalating once and recording what that cost in the ledger;
+2. another process reading the same ledger;
+3. what happens when the budget is exhausted: the request is refused before
+   the strong model is called, recorded as `over_budget`, and the ladder
+   moves down a rung (here to `stop`, which ends the turn with a clear message);
+4. `langchain-escalate report` on the SQLite checkpointer the run wrote, and
+   on a records JSONL file.
+
+**Runs offline, without an API key.** The models are `ScriptedChatModel`s
+from `langchain_escalate.testing`, named after real litellm ids, so every cost
+is their token counts at litellm's **real prices**. The SQLite checkpointer
+is `langgraph-checkpoint-sqlite` (`pip install langgraph-checkpoint-sqlite`).
+"""
 
 # %%
 import os
@@ -41,11 +43,13 @@ LEDGER = f"sqlite:///{workdir / 'ledger.db'}"  # a SQLite file: 4 slashes, absol
 CHECKPOINTS = workdir / "checkpoints.db"
 
 # %% [markdown]
-# ## The budget
-#
-# One escalation per thread, and one cent in total: tiny on purpose, so that
-# we can see it run out. In YAML (notebook 04) it is the `budget:` section of a
-# node, with `ledger: ${ESCALATE_LEDGER_URL:-memory://}`.
+"""
+## The budget
+
+One escalation per thread, and one cent in total: tiny on purpose, so that
+we can see it run out. In YAML (notebook 04) it is the `budget:` section of a
+node, with `ledger: ${ESCALATE_LEDGER_URL:-memory://}`.
+"""
 
 # %%
 from langchain_escalate import Budget
@@ -53,16 +57,18 @@ from langchain_escalate import Budget
 budget = Budget(max_escalations_per_thread=1, max_usd_total=0.01, ledger=LEDGER)
 
 # %% [markdown]
-# ## The tool and the models
-#
-# **With real models**, replace the next cell (the models) with:
-#
-# ```python
-# # export DEEPSEEK_API_KEY=... ANTHROPIC_API_KEY=...
-# WEAK, STRONG = "deepseek/deepseek-chat", "anthropic/claude-sonnet-4-6"
-# weak_1 = weak_2 = WEAK  # litellm ids, resolved at their first call
-# strong_1 = strong_2 = STRONG
-# ```
+"""
+## The tool and the models
+
+**With real models**, replace the next cell (the models) with:
+
+```python
+# export DEEPSEEK_API_KEY=... ANTHROPIC_API_KEY=...
+WEAK, STRONG = "deepseek/deepseek-chat", "anthropic/claude-sonnet-4-6"
+weak_1 = weak_2 = WEAK  # litellm ids, resolved at their first call
+strong_1 = strong_2 = STRONG
+```
+"""
 
 # %%
 from langchain_core.tools import tool
@@ -115,11 +121,13 @@ weak_2 = ScriptedChatModel(  # ticket 2: stuck again, when the budget is spent
 strong_2 = ScriptedChatModel(model_name=STRONG, script=[])  # must not be called
 
 # %% [markdown]
-# ## The graph, checkpointed to a SQLite file
-#
-# The budget goes to the node (`budget=`); the ladder here is `escalate`, then
-# `stop`. The checkpointer is a `SqliteSaver` on a file: that file is what
-# `report` reads afterwards.
+"""
+## The graph, checkpointed to a SQLite file
+
+The budget goes to the node (`budget=`); the ladder here is `escalate`, then
+`stop`. The checkpointer is a `SqliteSaver` on a file: that file is what
+`report` reads afterwards.
+"""
 
 # %%
 import sqlite3
@@ -157,10 +165,12 @@ def support_graph(weak, strong):
 
 
 # %% [markdown]
-# ## Ticket 1: the weak model gets stuck, the strong model helps
-#
-# The budget reserves the escalation's estimated cost in the ledger *before*
-# calling the strong model, then settles the actual cost.
+"""
+## Ticket 1: the weak model gets stuck, the strong model helps
+
+The budget reserves the escalation's estimated cost in the ledger *before*
+calling the strong model, then settles the actual cost.
+"""
 
 # %%
 ticket_1 = support_graph(weak_1, strong_1).invoke(
@@ -172,10 +182,12 @@ for record in ticket_1["escalations"]:
     print(record["action"], record["outcome"], record["rule"], f"${record['cost_usd']:.6f}")
 
 # %% [markdown]
-# ## Another process sees the same ledger
-#
-# Any process that opens the same ledger URL shares the limits. Here a separate
-# Python process reads what ticket 1 spent:
+"""
+## Another process sees the same ledger
+
+Any process that opens the same ledger URL shares the limits. Here a separate
+Python process reads what ticket 1 spent:
+"""
 
 # %%
 import subprocess
@@ -195,14 +207,16 @@ other_process = subprocess.run(  # noqa: S603 - this Python, running the code ab
 print(other_process.stdout)
 
 # %% [markdown]
-# ## Ticket 2: the budget is exhausted
-#
-# The next escalation would need its estimate (the briefing's tokens plus 500
-# answer tokens at the strong model's price) on top of what ticket 1 spent, and
-# that is more than `max_usd_total=0.01`. The reservation is refused
-# atomically, the strong model is **not** called, the record says `over_budget`
-# with the reason, and the ladder moves down to `stop`: the turn ends with a
-# message saying why, instead of looping on.
+"""
+## Ticket 2: the budget is exhausted
+
+The next escalation would need its estimate (the briefing's tokens plus 500
+answer tokens at the strong model's price) on top of what ticket 1 spent, and
+that is more than `max_usd_total=0.01`. The reservation is refused
+atomically, the strong model is **not** called, the record says `over_budget`
+with the reason, and the ladder moves down to `stop`: the turn ends with a
+message saying why, instead of looping on.
+"""
 
 # %%
 ticket_2 = support_graph(weak_2, strong_2).invoke(
@@ -216,9 +230,11 @@ if isinstance(strong_2, ScriptedChatModel):
     print("strong model calls:", len(strong_2.calls))
 
 # %% [markdown]
-# The per-thread limit works the same way: ticket 1 has used its one
-# escalation, so another reservation for it is refused, with the reason.
-# `status()` shows every limit: spent, reserved, remaining.
+"""
+The per-thread limit works the same way: ticket 1 has used its one
+escalation, so another reservation for it is refused, with the reason.
+`status()` shows every limit: spent, reserved, remaining.
+"""
 
 # %%
 refused = budget.reserve("ticket-1", estimate_usd=0.0001)
@@ -227,15 +243,17 @@ for limit, figures in budget.status("ticket-1").items():
     print(limit, figures)
 
 # %% [markdown]
-# ## `langchain-escalate report` on the checkpointer
-#
-# `report` reads every thread's records and messages from the checkpointer's
-# database (read-only, through the checkpointer's own `list()`), and prints, per
-# node, rule, rung and model: how often, the strong model's tokens and cost;
-# then the run summary with the weak model's cost, the **all-strong
-# counterfactual** and what was **saved**. In a shell:
-# `langchain-escalate report checkpoints.db` (add `--thread ID`, `--format json`,
-# `--plot cost.png`, or a `postgresql://` URL).
+"""
+## `langchain-escalate report` on the checkpointer
+
+`report` reads every thread's records and messages from the checkpointer's
+database (read-only, through the checkpointer's own `list()`), and prints, per
+node, rule, rung and model: how often, the strong model's tokens and cost;
+then the run summary with the weak model's cost, the **all-strong
+counterfactual** and what was **saved**. In a shell:
+`langchain-escalate report checkpoints.db` (add `--thread ID`, `--format json`,
+`--plot cost.png`, or a `postgresql://` URL).
+"""
 
 # %%
 REPORT = [sys.executable, "-m", "langchain_escalate.cli", "report"]  # = langchain-escalate report
@@ -248,8 +266,10 @@ report = subprocess.run(  # noqa: S603 - this Python, running the CLI
 print(report.stdout)
 
 # %% [markdown]
-# `--format json` gives the same figures to a script (here in-process, through
-# `langchain_escalate.cli.main`, the function behind the command):
+"""
+`--format json` gives the same figures to a script (here in-process, through
+`langchain_escalate.cli.main`, the function behind the command):
+"""
 
 # %%
 import contextlib
@@ -267,14 +287,16 @@ summary = figures["summary"]
 print(f"saved vs all on {summary['strong_model']}: ${summary['saved_usd']:.4f}")
 
 # %% [markdown]
-# ## A records JSONL file
-#
-# A process that keeps no graph state (the MCP server of notebook 07, your own
-# service around the ask-expert tool) appends its records to a JSONL file with
-# `langchain_escalate.records_log`, one `EscalationRecord` a line; `report`
-# reads it like a database. It holds only the strong side (the weak model's
-# calls leave no record), so the tables are complete but the run summary is
-# omitted.
+"""
+## A records JSONL file
+
+A process that keeps no graph state (the MCP server of notebook 07, your own
+service around the ask-expert tool) appends its records to a JSONL file with
+`langchain_escalate.records_log`, one `EscalationRecord` a line; `report`
+reads it like a database. It holds only the strong side (the weak model's
+calls leave no record), so the tables are complete but the run summary is
+omitted.
+"""
 
 # %%
 from langchain_escalate.records_log import append_records, read_records
@@ -288,7 +310,9 @@ report = subprocess.run(  # noqa: S603 - this Python, running the CLI
 print(report.stdout)
 
 # %% [markdown]
-# ## Clean up
+"""
+## Clean up
+"""
 
 # %%
 import shutil

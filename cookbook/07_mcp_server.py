@@ -5,25 +5,27 @@
 # ---
 
 # %% [markdown]
-# # 07 · The MCP server: escalation for any MCP client
-#
-# `langchain-escalate mcp` puts the expert, the stuck detector and the budget
-# behind the Model Context Protocol, so a cheap model inside Claude Code,
-# Cline, Cursor or any MCP client can consult a stronger one, ask whether it
-# is looping, and see what is left to spend, with no LangGraph graph written.
-# (`pip install 'langchain-escalate[mcp]'`; the reference is `docs/mcp.md`.)
-#
-# You will see:
-#
-# 1. `ExpertService`, the three tools as plain Python: `ask_expert` (briefed,
-#    threaded, priced, recorded), `check_stuck`, `budget_status`;
-# 2. the same tools served by `create_mcp_server` and called by a real MCP
-#    client session, in memory;
-# 3. the records file the server writes, read by `langchain-escalate report`.
-#
-# **Runs offline, without an API key.** The expert is a `ScriptedChatModel`
-# from `langchain_escalate.testing`, named after a real litellm id, so every
-# cost is its token counts at litellm's **real prices**.
+"""
+# 07 · The MCP server: escalation for any MCP client
+
+`langchain-escalate mcp` puts the expert, the stuck detector and the budget
+behind the Model Context Protocol, so a cheap model inside Claude Code,
+Cline, Cursor or any MCP client can consult a stronger one, ask whether it
+is looping, and see what is left to spend, with no LangGraph graph written.
+(`pip install 'langchain-escalate[mcp]'`; the reference is `docs/mcp.md`.)
+
+You will see:
+
+1. `ExpertService`, the three tools as plain Python: `ask_expert` (briefed,
+   threaded, priced, recorded), `check_stuck`, `budget_status`;
+2. the same tools served by `create_mcp_server` and called by a real MCP
+   client session, in memory;
+3. the records file the server writes, read by `langchain-escalate report`.
+
+**Runs offline, without an API key.** The expert is a `ScriptedChatModel`
+from `langchain_escalate.testing`, named after a real litellm id, so every
+cost is its token counts at litellm's **real prices**.
+"""
 
 # %%
 import asyncio
@@ -45,15 +47,17 @@ def run(coroutine):
 
 
 # %% [markdown]
-# ## The expert: the one cell to change for real providers
-#
-# **With a real model, replace this cell with:**
-#
-# ```python
-# # export ANTHROPIC_API_KEY=...
-# STRONG = "anthropic/claude-sonnet-4-6"
-# expert = STRONG  # a litellm id, resolved at its first call
-# ```
+"""
+## The expert: the one cell to change for real providers
+
+**With a real model, replace this cell with:**
+
+```python
+# export ANTHROPIC_API_KEY=...
+STRONG = "anthropic/claude-sonnet-4-6"
+expert = STRONG  # a litellm id, resolved at its first call
+```
+"""
 
 # %%
 from langchain_escalate.testing import ScriptedChatModel
@@ -71,12 +75,14 @@ expert = ScriptedChatModel(
 )
 
 # %% [markdown]
-# ## `ExpertService`: the tools as plain Python
-#
-# The service keeps consultation threads in a SQLite file and appends an
-# `EscalationRecord` per call to a JSONL file. The budget is a `Budget` like
-# the node's: point several servers (or a server and your agents) at one
-# ledger and together they cannot overspend.
+"""
+## `ExpertService`: the tools as plain Python
+
+The service keeps consultation threads in a SQLite file and appends an
+`EscalationRecord` per call to a JSONL file. The budget is a `Budget` like
+the node's: point several servers (or a server and your agents) at one
+ledger and together they cannot overspend.
+"""
 
 # %%
 from langchain_escalate import Budget
@@ -97,15 +103,19 @@ again = run(service.ask_expert("And refunds?", thread_id=first.thread_id))
 print("turn", again.turn, "of thread", again.thread_id == first.thread_id)
 
 # %% [markdown]
-# The follow-up continued the thread: the expert was briefed on the earlier
-# question and answer. The thread has now used its two escalations:
+"""
+The follow-up continued the thread: the expert was briefed on the earlier
+question and answer. The thread has now used its two escalations:
+"""
 
 # %%
 print(run(service.budget_status(first.thread_id)))
 
 # %% [markdown]
-# `check_stuck` runs the escalating node's detector over a transcript (OpenAI
-# chat format or LangChain message dicts), for free:
+"""
+`check_stuck` runs the escalating node's detector over a transcript (OpenAI
+chat format or LangChain message dicts), for free:
+"""
 
 # %%
 failing_call = {
@@ -126,13 +136,15 @@ for number in range(1, 4):
 print(service.check_stuck(transcript)["advice"])
 
 # %% [markdown]
-# ## Served over MCP
-#
-# `create_mcp_server(service)` is the SDK's `FastMCP` with the three tools.
-# `langchain-escalate mcp --config escalate.yaml` serves it on stdio (what
-# clients start) or `--http PORT` on loopback; here a real MCP client session
-# talks to it in memory. Over the protocol, a refusal is a tool result with
-# `isError` set and a message the calling model can act on:
+"""
+## Served over MCP
+
+`create_mcp_server(service)` is the SDK's `FastMCP` with the three tools.
+`langchain-escalate mcp --config escalate.yaml` serves it on stdio (what
+clients start) or `--http PORT` on loopback; here a real MCP client session
+talks to it in memory. Over the protocol, a refusal is a tool result with
+`isError` set and a message the calling model can act on:
+"""
 
 # %%
 from mcp.shared.memory import create_connected_server_and_client_session
@@ -156,15 +168,17 @@ async def consult():
 run(consult())
 
 # %% [markdown]
-# An agent built with LangChain loads these tools with `langchain-mcp-adapters`
-# (`load_mcp_tools(session)`), and a client such as Claude Code starts the
-# command itself: `claude mcp add escalate -- langchain-escalate mcp --config
-# /abs/path/escalate.yaml`. See `docs/mcp.md` for Cline and Cursor.
-#
-# ## What the server spent: `report` on its records
-#
-# Every call left a record (answered, or `over_budget`), in the file
-# `langchain-escalate report` reads:
+"""
+An agent built with LangChain loads these tools with `langchain-mcp-adapters`
+(`load_mcp_tools(session)`), and a client such as Claude Code starts the
+command itself: `claude mcp add escalate -- langchain-escalate mcp --config
+/abs/path/escalate.yaml`. See `docs/mcp.md` for Cline and Cursor.
+
+## What the server spent: `report` on its records
+
+Every call left a record (answered, or `over_budget`), in the file
+`langchain-escalate report` reads:
+"""
 
 # %%
 import subprocess

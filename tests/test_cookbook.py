@@ -136,6 +136,7 @@ def test_committed_notebook_has_the_cells_of_its_script_and_no_outputs(name):
     code = [cell for cell in committed.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
     assert committed.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert committed.metadata["kernelspec"]["name"] == "python3"  # Jupyter opens it as Python
 
 
 def _kernel_of_this_python(directory: Path) -> Path:
