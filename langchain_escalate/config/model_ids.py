@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_escalate.models import LANGCHAIN_PROVIDERS, LITELLM_PROVIDER_OF
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -30,35 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LANGCHAIN_PROVIDERS", "ModelIdProblem", "check_model_id", "model_id_issues"]
 
-LANGCHAIN_PROVIDERS = frozenset(
-    {
-        "anthropic", "anthropic_bedrock", "azure_ai", "azure_openai", "baseten", "bedrock",
-        "bedrock_converse", "bedrock_mantle_anthropic", "bedrock_mantle_openai", "cohere",
-        "deepseek", "fireworks", "google_anthropic_vertex", "google_genai", "google_vertexai",
-        "groq", "huggingface", "ibm", "langsmith", "litellm", "meta", "mistralai", "nvidia",
-        "ollama", "openai", "openrouter", "perplexity", "together", "upstage", "xai",
-    }
-)  # fmt: skip
-"""The providers ``init_chat_model`` takes as ``provider:model`` (LangChain 1.x);
-``tests/test_config_model_ids.py`` checks it against the installed LangChain."""
-
-_LITELLM_NAME = {
-    "anthropic_bedrock": "bedrock",
-    "azure_openai": "azure",
-    "bedrock_converse": "bedrock",
-    "bedrock_mantle_anthropic": "bedrock",
-    "bedrock_mantle_openai": "bedrock",
-    "fireworks": "fireworks_ai",
-    "google_anthropic_vertex": "vertex_ai",
-    "google_genai": "gemini",
-    "google_vertexai": "vertex_ai",
-    "ibm": "watsonx",
-    "meta": "meta_llama",
-    "mistralai": "mistral",
-    "nvidia": "nvidia_nim",
-    "together": "together_ai",
-}
-"""LangChain providers that litellm spells differently, to look their models up."""
+# One list of LangChain providers, and of litellm's other spellings, for the whole package.
+_LITELLM_NAME = LITELLM_PROVIDER_OF
 
 # Providers that serve whatever the user loaded: no map can list their models.
 _SELF_HOSTED = frozenset(
