@@ -97,7 +97,9 @@ def classify(error: BaseException) -> ErrorKind:
     names = {cls.__name__ for cls in type(error).__mro__}
     if names & _FATAL_NAMES:
         return "fatal"
-    if names & _TRANSIENT_NAMES or isinstance(error, (TimeoutError, ConnectionError)):
+    if names & _TRANSIENT_NAMES or isinstance(
+        error, (TimeoutError, asyncio.TimeoutError, ConnectionError)
+    ):
         return "transient"
     if isinstance(error, _PROGRAMMING_ERRORS):
         return "fatal"

@@ -79,7 +79,7 @@ async def test_wait_for_timeout_releases(make_budget: MakeBudget) -> None:
         async with await budget.areserve("t1", 0.02):
             await asyncio.sleep(60)  # the strong call, too slow
 
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin before Python 3.11
         await asyncio.wait_for(escalate(), timeout=0.05)
 
     assert (await budget.areserve("t1", 0.02)).granted
@@ -136,7 +136,7 @@ async def test_cancelled_while_reserving_releases_what_the_ledger_reserved(
     await asyncio.sleep(0.3)  # the timeout fired while the ledger waited for the lock
     await blocker.let_go()
 
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin before Python 3.11
         await reserving
     assert (await budget.areserve("t1", 0.02)).granted  # nothing was left held
     await budget.aclose()
