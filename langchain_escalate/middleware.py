@@ -1,11 +1,4 @@
-"""``EscalationMiddleware``: the escalation ladder for ``langchain.agents.create_agent``.
-
-``before_model`` feeds the detector and runs the ladder when stuck;
-``wrap_model_call`` sends a takeover's steps to the strong model and scores
-replies when confidence sources are on; ``after_model`` checks a final reply
-(or a call under review) before the run ends on it. docs/middleware.md has
-the details and the decisions.
-"""
+"""``EscalationMiddleware``: the escalation ladder for ``create_agent`` (docs/middleware.md)."""
 
 from __future__ import annotations
 
@@ -72,13 +65,7 @@ DEFAULT_NAME = "EscalationMiddleware"
 
 
 class EscalationMiddlewareState(AgentState[Any]):
-    """What ``EscalationMiddleware`` keeps in the agent's state (and so in checkpoints).
-
-    Attributes:
-        escalations: Every ``EscalationRecord`` as a dict, in order.
-        escalation_progress: Per middleware name: the detector's state, the
-            ladder position in the turn, a takeover in progress. Private.
-    """
+    """The records (``escalations``) and, private, each middleware's ``escalation_progress``."""
 
     escalations: NotRequired[Annotated[list[dict[str, Any]], add_records]]
     escalation_progress: NotRequired[Annotated[dict[str, Any], merge_progress, PrivateStateAttr]]
@@ -87,13 +74,10 @@ class EscalationMiddlewareState(AgentState[Any]):
 class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any]):
     """Escalate a stuck ``create_agent`` agent to a stronger model, a person, or a stop.
 
-    When the stuck detector fires before a model call, the next rung of
-    ``policy.ladder`` runs: ``nudge`` (a free hint), ``escalate`` (``advise``:
-    the strong model's guidance is added; ``takeover``: the strong model takes
-    this call and the next ``policy.takeover_steps``), ``human``
-    (``interrupt()``; needs a checkpointer), ``stop``. Every action appends an
-    ``EscalationRecord`` to ``escalations`` and to the messages it adds. A
-    healthy run calls nothing and adds nothing but its own bookkeeping.
+    When the stuck detector fires, the next rung of ``policy.ladder`` runs
+    (``nudge``, ``escalate`` in ``advise`` or ``takeover`` mode, ``human``,
+    ``stop``) and its ``EscalationRecord`` goes to ``escalations``. A healthy
+    run calls nothing and adds nothing but its own bookkeeping.
 
     Args:
         strong: The expert: a model as ``"provider:model"`` or
@@ -159,7 +143,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
 
     @property
     def name(self) -> str:
-        """The middleware's name (its nodes in the agent graph, its progress entry)."""
+        """The middleware's name."""
         return self._name
 
     @hook_config(can_jump_to=["end"])
@@ -171,12 +155,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         # reading it from context instead fails in async code on Python 3.10.
         config: Optional[RunnableConfig] = None,  # noqa: UP045
     ) -> dict[str, Any] | None:
-        """Feed the detector the new messages; when stuck, run the next rung of the ladder.
-
-        Returns:
-            The messages the rung adds or prunes, its records, this
-            middleware's progress, and ``jump_to="end"`` after ``stop``.
-        """
+        """Feed the detector the new messages; when stuck, run the next rung of the ladder."""
         del runtime
         return run_sync(self._before_model(state, config or get_config()))
 
@@ -237,11 +216,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
-        """Send the request to the strong model while a takeover lasts; else pass it on.
-
-        With ``confidence``, final replies and calls under review come back
-        scored (``response_metadata["confidence"]``).
-        """
+        """The strong model's step during a takeover; else the model's reply, scored if asked."""
         return run_sync(self._model_call(request, lambda req: Call(lambda: handler(req), _never)))
 
     async def awrap_model_call(
@@ -270,14 +245,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     def after_model(
         self, state: EscalationMiddlewareState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
-        """Check a final reply (low confidence, repeated replies) before the run ends on it.
-
-        Returns:
-            ``None`` when the reply's tool calls may run. For a stuck final
-            reply, or a low-confidence call to a tool under review: its
-            removal, the pending verdict, and ``jump_to="model"`` so the ladder
-            answers first. A healthy final reply loses its ``Confidence:`` line.
-        """
+        """Send a stuck final reply (or a doubtful call under review) back to the ladder."""
         del runtime
         messages = state["messages"]
         reply = messages[-1] if messages else None

@@ -69,18 +69,13 @@ def create_ask_expert_tool(
 ) -> BaseTool:
     """Create a tool the weak model calls to ask the strong model for help.
 
-    In a graph (``ToolNode``, ``create_agent``) the tool reads the conversation
-    from the state and sends the strong model a bounded briefing (the task,
-    what was tried and what came back, the question, the context). It returns
-    a ``Command`` adding the answer as the call's ``ToolMessage`` with its
-    ``EscalationRecord`` under ``additional_kwargs[RECORD_KEY]``, also appended
-    to ``escalations`` when the state has that key (a state that is the message
-    list itself gets the ``ToolMessage``). Called directly, it sends only the
-    question and the context and returns the answer text.
-
-    ``max_uses`` and the budget refuse with a tool result the model can read,
-    never an exception. Uses are counted from the records of the thread's
-    earlier answers, so the count survives restarts; outside a graph, per tool.
+    In a graph the tool reads the conversation from the state and sends the
+    strong model the bounded briefing; the answer comes back as the call's
+    ``ToolMessage`` carrying its ``EscalationRecord`` (also in ``escalations``
+    when the state has that key). Called directly, it sends the question and
+    context and returns the text. ``max_uses`` and the budget refuse with a
+    result the model can read, never an exception; uses are counted from the
+    thread's records, so the count survives restarts.
 
     Args:
         strong: The expert: a model as ``"provider:model"`` or
@@ -133,9 +128,9 @@ def create_ask_expert_tool(
 class _Asker:
     """Count the use, ask the escalator, shape the reply.
 
-    ``max_uses`` is exact under parallel calls: the uses already answered come
-    from the records in the conversation, and the calls of the step in progress
-    (whose records are not in the state yet) take and give back uses under a lock.
+    ``max_uses`` is exact under parallel calls: answered uses come from the
+    records in the conversation, those of the step in progress from a count
+    under a lock.
     """
 
     def __init__(

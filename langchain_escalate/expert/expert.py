@@ -41,11 +41,7 @@ ExpertSpec = str | BaseChatModel | ModelRef | Runnable[Any, Any]
 
 
 class ExpertError(RuntimeError):
-    """The expert answered with nothing usable.
-
-    Attributes:
-        calls: The AI messages it produced all the same: they were billed.
-    """
+    """The expert answered with nothing usable; ``calls`` are the replies billed all the same."""
 
     def __init__(self, message: str, calls: Sequence[AIMessage] = ()) -> None:
         """Say what was wrong; keep the billed replies."""
@@ -55,13 +51,7 @@ class ExpertError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExpertAnswer:
-    """What the expert said, and the model calls it took to say it.
-
-    Attributes:
-        text: The guidance, or the text of the takeover step.
-        message: The takeover step (possibly with tool calls); ``None`` for advice.
-        calls: Every AI message the expert produced, for usage and cost.
-    """
+    """The guidance (or takeover step ``message``) and every AI message it took (``calls``)."""
 
     text: str
     message: AIMessage | None
@@ -125,11 +115,7 @@ class Expert:
         return "graph" if self._graph is not None else "model"
 
     def advise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
-        """Answer the briefing (from ``build_briefing``) with guidance.
-
-        Raises:
-            ExpertError: The expert answered with no text.
-        """
+        """Answer the briefing with guidance; ``ExpertError`` when there is no text."""
         if self._graph is not None:
             return _graph_answer(self._graph.invoke(_graph_input(briefing), config), briefing)
         return answer_of(self.chat_model().invoke(_advise_input(briefing), config), step=False)
@@ -145,11 +131,7 @@ class Expert:
     def take_over(
         self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
     ) -> ExpertAnswer:
-        """Take one step in the weak model's place, bound to the same tools.
-
-        Raises:
-            ExpertError: The expert is a graph, or its step has neither text nor tool calls.
-        """
+        """Take one step in the weak model's place, bound to the same tools."""
         reply = self._tool_model().invoke([SystemMessage(TAKEOVER_PROMPT), *messages], config)
         return answer_of(reply, step=True)
 
@@ -177,11 +159,7 @@ class Expert:
         )
 
     def chat_model(self) -> BaseChatModel:
-        """The strong chat model, built on first call.
-
-        Raises:
-            ExpertError: The expert is a compiled graph.
-        """
+        """The strong chat model, built on first call; ``ExpertError`` for a graph."""
         if self._model is None:
             msg = f"expert {self.name!r} is a compiled graph, not a chat model; use mode='advise'"
             raise ExpertError(msg)
@@ -199,11 +177,7 @@ class Expert:
 
 
 def answer_of(reply: BaseMessage | None, *, step: bool) -> ExpertAnswer:
-    """The expert's reply as an answer: advice needs text, a ``step`` text or tool calls.
-
-    Raises:
-        ExpertError: The reply is no ``AIMessage``, or has nothing usable.
-    """
+    """The expert's reply as an answer: advice needs text, a ``step`` text or tool calls."""
     if not isinstance(reply, AIMessage):
         msg = f"the expert returned a {type(reply).__name__}, expected an AIMessage"
         raise ExpertError(msg)
