@@ -69,19 +69,15 @@ def create_ask_expert_tool(
 ) -> BaseTool:
     """Create a tool the weak model calls to ask the strong model for help.
 
-    In a graph the tool reads the conversation from the state and sends the
-    strong model the bounded briefing; the answer comes back as the call's
-    ``ToolMessage`` carrying its ``EscalationRecord`` (also in ``escalations``
-    when the state has that key). Called directly, it sends the question and
-    context and returns the text. ``max_uses`` and the budget refuse with a
-    result the model can read, never an exception; uses are counted from the
-    thread's records, so the count survives restarts.
+    In a graph it briefs the strong model on the conversation (docs/tool.md)
+    and answers with a ``ToolMessage`` carrying its ``EscalationRecord``;
+    called directly, it returns the answer text. Limits answer with a
+    result the model can read, never an exception.
 
     Args:
-        strong: The expert: a model as ``"provider:model"`` or
-            ``"provider/model"`` (resolved at first use), a ``BaseChatModel``,
-            or a compiled graph called with ``{"messages": [briefing]}`` whose
-            last AI message is the answer.
+        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
+            (resolved at first use), a ``BaseChatModel``, or a compiled graph
+            called with ``{"messages": [briefing]}``.
         name: The tool's name, as the weak model sees it.
         description: What the weak model reads about the tool.
         max_uses: Answers allowed per thread (``None``: unlimited); calls the
@@ -102,16 +98,14 @@ def create_ask_expert_tool(
         >>> ask.invoke({"question": "And refunds?"})
         'ask_expert has been used 1 of 1 times by this tool; continue on your own.'
     """
+    where = f"create_ask_expert_tool({name!r})"
     if max_uses is not None and max_uses < 1:
-        msg = (
-            f"create_ask_expert_tool({name!r}): max_uses must be at least 1 or None, got {max_uses}"
-        )
+        msg = f"{where}: max_uses must be at least 1 or None, got {max_uses}"
         raise ValueError(msg)
     if briefing_max_tokens < MIN_BRIEFING_TOKENS:
         msg = (
-            f"create_ask_expert_tool({name!r}): briefing_max_tokens must be at least "
-            f"{MIN_BRIEFING_TOKENS} (room for the task, the attempts and the question), "
-            f"got {briefing_max_tokens}"
+            f"{where}: briefing_max_tokens must be at least {MIN_BRIEFING_TOKENS} (room for "
+            f"the task, the attempts and the question), got {briefing_max_tokens}"
         )
         raise ValueError(msg)
     escalator = Escalator(strong, node=name, budget=budget, prices=prices)

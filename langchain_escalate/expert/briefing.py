@@ -133,9 +133,8 @@ def build_briefing(
 ) -> str:
     """Write the briefing the strong model reads; ``estimate_tokens(text) <= max_tokens``.
 
-    The task is the last human message that is not a follow-up: a short one
-    (``FOLLOW_UP_MAX_CHARS``) that continues the work ("please continue") or
-    answers the assistant's question; it is shown among the steps.
+    The task is the last human message that is not a follow-up (a short one
+    that continues the work or answers the assistant; it is shown as a step).
 
     Args:
         messages: The conversation as the weak model saw it; every message
@@ -158,16 +157,11 @@ def build_briefing(
         msg = f"build_briefing: max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}"
         raise ValueError(msg)
     first = task_position(messages)
-    if first >= 0:
-        task = redact(str(messages[first].text).strip()) or "(empty request)"
-    else:
-        system = next((m for m in messages if isinstance(m, SystemMessage)), None)
-        task = redact(str(system.text).strip() if system is not None else "") or "(no task given)"
     why = ""
     if verdict is not None and verdict.stuck:
         why = f"Stuck detector rule `{verdict.rule}`: {redact(verdict.reason)}"
     parts = _Parts(
-        task=task,
+        task=_task_text(messages, first),
         question=redact(question or DEFAULT_QUESTION),
         why=why,
         context=redact((context or "").strip()),
@@ -430,6 +424,13 @@ def _step_of(message: BaseMessage) -> _Step | None:
         prefix = "- received help: " if is_help_message(message) else "- user said: "
         return _Step(prefix, redact(str(message.text).strip()))
     return None
+
+
+def _task_text(messages: Sequence[BaseMessage], first: int) -> str:
+    if first >= 0:
+        return redact(str(messages[first].text).strip()) or "(empty request)"
+    system = next((m for m in messages if isinstance(m, SystemMessage)), None)
+    return redact(str(system.text).strip() if system is not None else "") or "(no task given)"
 
 
 def _is_human(message: BaseMessage) -> bool:

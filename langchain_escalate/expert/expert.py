@@ -179,7 +179,7 @@ class Expert:
 def answer_of(reply: BaseMessage | None, *, step: bool) -> ExpertAnswer:
     """The expert's reply as an answer: advice needs text, a ``step`` text or tool calls."""
     if not isinstance(reply, AIMessage):
-        msg = f"the expert returned a {type(reply).__name__}, expected an AIMessage"
+        msg = f"the expert returned no AIMessage (got {type(reply).__name__})"
         raise ExpertError(msg)
     text = str(reply.text).strip()
     if not text and not (step and reply.tool_calls):
