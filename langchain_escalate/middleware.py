@@ -80,23 +80,19 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     run calls nothing and adds nothing but its own bookkeeping.
 
     Args:
-        strong: The expert: a model as ``"provider:model"`` or
-            ``"provider/model"`` (resolved at first use), a ``BaseChatModel``,
-            or a compiled graph called with ``{"messages": [briefing]}``
-            (``advise`` only).
+        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
+            (resolved at first use), a ``BaseChatModel``, or a compiled graph.
         detector: Thresholds of the stuck detector.
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
         confidence: Sources scoring final replies and calls to ``review_tools``.
-        review_tools: Tools whose calls are scored before they run; below the
-            threshold the call is dropped and the ladder answers.
+        review_tools: Tools whose calls are scored before they run.
         name: Its node names in the agent graph, its ``escalation_progress``
             entry and its records' ``node``; distinct for two instances.
 
     Raises:
-        TypeError: ``strong`` is none of the accepted kinds, or ``review_tools``
-            is a string.
+        TypeError: ``strong`` is of no accepted kind, or ``review_tools`` a string.
         ValueError: ``review_tools`` without ``confidence``.
 
     Example:
