@@ -1,35 +1,8 @@
-"""``EscalationMiddleware``: the escalation ladder for ``langchain.agents.create_agent``.
-
-LangChain's ``ModelFallbackMiddleware`` switches models only when a call
-raises, never when the model is stuck. This middleware watches the
-conversation with the stuck detector and, when it fires, answers with the same
-ladder and modes as the escalating node, through the same engine
-(``escalation.Escalator``):
-
-- ``before_model`` feeds the detector what arrived since the last model call
-  (tool results) and, when stuck, runs the ladder before the weak model is
-  called: a nudge or the strong model's advice is added to the messages, a
-  person is asked through ``interrupt()``, or the run ends (``jump_to="end"``).
-- ``wrap_model_call`` runs the ``takeover`` steps: the request goes to the
-  strong model (``request.override(model=...)``) with the agent's own system
-  prompt and tools, under the budget. The steps are marked like the node's
-  (``merge.TAKEOVER_KEY``) and continued the same way (``takeover_in_progress``).
-- ``after_model`` checks a final reply (no tool calls) for the reply rules
-  (low confidence, monologue) and sends the agent back to the model when it
-  is stuck, instead of letting the run end on a doubtful answer. A call to a
-  tool under review (``review_tools``) with a low confidence is sent back the
-  same way, before it runs.
-
-With ``confidence=``, ``wrap_model_call`` also asks the model for what the
-sources need (the verbalized instruction in the system prompt, logprobs in the
-model settings) and scores its final replies and calls under review, as the
-escalating node does (``confidence.ConfidenceScorer``).
-"""
+"""``EscalationMiddleware``: the escalation ladder for ``create_agent`` (docs/middleware.md)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from langchain.agents.middleware.types import (
@@ -42,13 +15,12 @@ from langchain.agents.middleware.types import (
     hook_config,
 )
 from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage, SystemMessage
+from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.config import get_config
 from langgraph.types import Command
 from typing_extensions import NotRequired
 
 from langchain_escalate.confidence import (
-    ConfidenceConfig,
-    ConfidenceResult,
     ConfidenceScorer,
     review_verdict,
     with_low_source,
@@ -58,8 +30,8 @@ from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.escalation import Escalator, Situation
-from langchain_escalate.expert.briefing import estimate_tokens, is_help_message
-from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
+from langchain_escalate.expert.briefing import is_help_message
+from langchain_escalate.expert.expert import ExpertAnswer, answer_of
 from langchain_escalate.merge import TAKEOVER_KEY, stamp
 from langchain_escalate.progress import feed, load_progress, loop_span, takeover_in_progress
 from langchain_escalate.records import (
@@ -78,11 +50,13 @@ if TYPE_CHECKING:
     from langgraph.runtime import Runtime
 
     from langchain_escalate.budget import Budget
+    from langchain_escalate.confidence import ConfidenceConfig, ConfidenceResult
     from langchain_escalate.cost import ModelPrice
     from langchain_escalate.expert.expert import ExpertSpec
     from langchain_escalate.policy import EscalationPolicy
     from langchain_escalate.progress import Progress
-    from langchain_escalate.records import EscalationRecord
+
+    _Handler = Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]]
 
 DROPPED_FIELD = "dropped_usage"
 """Key of a pending verdict (or takeover) holding the usage of the stuck reply it answers."""
@@ -91,14 +65,7 @@ DEFAULT_NAME = "EscalationMiddleware"
 
 
 class EscalationMiddlewareState(AgentState[Any]):
-    """What ``EscalationMiddleware`` keeps in the agent's state (and so in checkpoints).
-
-    Attributes:
-        escalations: Every ``EscalationRecord`` as a dict, in order.
-        escalation_progress: Per middleware name: the detector's state, the
-            ladder position in the turn, and a takeover in progress. Private:
-            not part of the agent's input or output.
-    """
+    """The records (``escalations``) and, private, each middleware's ``escalation_progress``."""
 
     escalations: NotRequired[Annotated[list[dict[str, Any]], add_records]]
     escalation_progress: NotRequired[Annotated[dict[str, Any], merge_progress, PrivateStateAttr]]
@@ -107,35 +74,25 @@ class EscalationMiddlewareState(AgentState[Any]):
 class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any]):
     """Escalate a stuck ``create_agent`` agent to a stronger model, a person, or a stop.
 
-    Watches the conversation before each model call. When the stuck detector
-    fires, the next rung of ``policy.ladder`` runs: ``nudge`` (a free hint),
-    ``escalate`` (``advise``: the strong model's guidance is added and the
-    agent's own model acts; ``takeover``: the strong model takes this model
-    call and the next ``policy.takeover_steps``), ``human`` (``interrupt()``;
-    needs a checkpointer), ``stop`` (the run ends with a message saying why).
-    Every action appends an ``EscalationRecord`` to ``escalations`` and to the
-    metadata of the messages it adds. On a healthy run it calls nothing and
-    adds nothing but its own bookkeeping.
+    When the stuck detector fires, the next rung of ``policy.ladder`` runs
+    (``nudge``, ``escalate`` in ``advise`` or ``takeover`` mode, ``human``,
+    ``stop``) and its ``EscalationRecord`` goes to ``escalations``. A healthy
+    run calls nothing and adds nothing but its own bookkeeping.
 
     Args:
-        strong: The expert: a litellm model id (resolved at first use), a
-            ``BaseChatModel``, or a compiled graph called with
-            ``{"messages": [briefing]}`` (``advise`` only).
+        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
+            (resolved at first use), a ``BaseChatModel``, or a compiled graph.
         detector: Thresholds of the stuck detector.
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
-        confidence: Sources scoring final replies and calls to ``review_tools``
-            against the detector's ``low_confidence`` (docs/confidence.md).
-        review_tools: Tools whose calls are scored before they run; below the
-            threshold the call is dropped and the ladder answers.
-        name: The middleware's name: its node names in the agent graph, its
-            entry in ``escalation_progress``, and the ``node`` of its records.
-            Two instances in one agent need distinct names.
+        confidence: Sources scoring final replies and calls to ``review_tools``.
+        review_tools: Tools whose calls are scored before they run.
+        name: Its node names in the agent graph, its ``escalation_progress``
+            entry and its records' ``node``; distinct for two instances.
 
     Raises:
-        TypeError: ``strong`` is none of the accepted kinds, or ``review_tools``
-            is a string rather than a list of names.
+        TypeError: ``strong`` is of no accepted kind, or ``review_tools`` a string.
         ValueError: ``review_tools`` without ``confidence``.
 
     Example:
@@ -165,18 +122,25 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> None:
         """Build the middleware; the strong model is resolved at its first call."""
         super().__init__()
+        if isinstance(review_tools, str):
+            msg = f"review_tools must be a list of tool names, got the string {review_tools!r}"
+            raise TypeError(msg)
+        if review_tools and confidence is None:
+            msg = (
+                f"review_tools={list(review_tools)!r} needs confidence sources to score the "
+                'calls: e.g. confidence=ConfidenceConfig(sources=["consistency"])'
+            )
+            raise ValueError(msg)
         self._name = name
         self._detector = detector or DetectorConfig()
-        self._scoring = _scoring(confidence, review_tools)
+        self._scorer = ConfidenceScorer(confidence) if confidence is not None else None
         self._review_tools = frozenset(review_tools)
         self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
 
     @property
     def name(self) -> str:
-        """The middleware's name (its nodes in the agent graph, its progress entry)."""
+        """The middleware's name."""
         return self._name
-
-    # -- before each model call: detect, then climb the ladder -----------------
 
     @hook_config(can_jump_to=["end"])
     def before_model(
@@ -187,17 +151,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         # reading it from context instead fails in async code on Python 3.10.
         config: Optional[RunnableConfig] = None,  # noqa: UP045
     ) -> dict[str, Any] | None:
-        """Feed the detector the new messages; when stuck, run the next rung of the ladder.
-
-        Args:
-            state: The agent state.
-            runtime: The LangGraph runtime (unused).
-            config: The run config, injected by LangGraph.
-
-        Returns:
-            The messages the rung adds or prunes, its records, this
-            middleware's progress, and ``jump_to="end"`` after ``stop``.
-        """
+        """Feed the detector the new messages; when stuck, run the next rung of the ladder."""
         del runtime
         return run_sync(self._before_model(state, config or get_config()))
 
@@ -219,17 +173,12 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         saved = _saved(state, self._name)
         progress, start = load_progress(saved, messages, self._detector)
         verdict, loop = feed(progress, messages, start)
-        start_rung: int | None = None
-        dropped: list[dict[str, Any]] = []
-        if progress.pending is not None:
-            # A stuck final reply (after_model), or a rung deferred earlier.
-            pending, progress.pending = progress.pending, None
-            verdict = Verdict(**pending["verdict"])
-            loop = int(pending.get("loop", 0))
-            start_rung = pending.get("rung")
-            dropped = list(pending.get(DROPPED_FIELD, []))
+        pending, progress.pending = progress.pending or {}, None
+        if pending:  # a stuck final reply (after_model), or a rung deferred earlier
+            verdict, loop = Verdict(**pending["verdict"]), int(pending.get("loop", 0))
         if not verdict.stuck:
             return _progress_update(self._name, progress, saved)
+        start_rung, dropped = pending.get("rung"), list(pending.get(DROPPED_FIELD, []))
         help_ = yield from self._escalator.steps(
             Situation(
                 verdict=verdict,
@@ -244,52 +193,27 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
                 dropped_usage=dropped,
             )
         )
-        if help_.host_takeover:
-            # wrap_model_call takes the first step; no message carries the dropped usage yet.
-            progress.pending = {
-                "verdict": verdict.to_dict(),
-                "rung": _escalate_rung(self._escalator, start_rung, progress.fired),
-                "takeover": True,
-                DROPPED_FIELD: dropped,
-            }
+        if help_.host_takeover:  # wrap_model_call takes the first step, carrying `dropped`
+            rung = _escalate_rung(self._escalator.policy, start_rung, progress.fired)
+            progress.pending = {"verdict": verdict.to_dict(), "rung": rung, "takeover": True}
+            progress.pending[DROPPED_FIELD] = dropped
         progress.answered()
         added = _with_ids(help_.messages)
-        if added:
-            progress.last_id = added[-1].id
+        progress.last_id = added[-1].id if added else progress.last_id
         update: dict[str, Any] = {
             "messages": [*help_.removals, *added],
             ESCALATIONS_KEY: [record.to_dict() for record in help_.records],
             PROGRESS_KEY: {self._name: progress.to_dict()},
         }
-        if help_.stopped:
-            update["jump_to"] = "end"
-        return update
-
-    # -- the model call: the strong model during a takeover ---------------------
+        return {**update, "jump_to": "end"} if help_.stopped else update
 
     def wrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
-        """Send the request to the strong model while a takeover lasts; else pass it on.
-
-        With ``confidence``, outside a takeover, final replies and calls under
-        review come back scored (``response_metadata["confidence"]``).
-
-        Args:
-            request: The model request (the agent's messages, system prompt, tools).
-            handler: Calls the model (and any inner middleware).
-
-        Returns:
-            The model's response; during a takeover, the strong model's step
-            carrying its record, with the takeover's progress as a state update.
-        """
-
-        def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
-            return Call(lambda: handler(req), _sync_only)
-
-        return run_sync(_model_call(self._escalator, self._name, request, call, self._scoring))
+        """The strong model's step during a takeover; else the model's reply, scored if asked."""
+        return run_sync(self._model_call(request, lambda req: Call(lambda: handler(req), _never)))
 
     async def awrap_model_call(
         self,
@@ -297,33 +221,27 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | ExtendedModelResponse[Any]:
         """Async twin of ``wrap_model_call``."""
-
-        def call(req: ModelRequest[Any]) -> Call[ModelResponse[Any]]:
-            return Call(_async_only, lambda: handler(req))
-
         return await run_async(
-            _model_call(self._escalator, self._name, request, call, self._scoring)
+            self._model_call(request, lambda req: Call(_never, lambda: handler(req)))
         )
 
-    # -- after the model call: a final reply may be stuck too --------------------
+    def _model_call(
+        self, request: ModelRequest[Any], call: _Handler
+    ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
+        saved = _saved(request.state, self._name)
+        starting = (saved.get("pending") or {}).get("takeover")
+        if starting or takeover_in_progress(request.messages) is not None:
+            return (yield from _take_over(self._escalator, self._name, request, call, saved))
+        if self._scorer is None:
+            response: ModelResponse[Any] = yield call(request)
+            return response
+        return (yield from _scored_call(self._scorer, self._review_tools, request, call))
 
     @hook_config(can_jump_to=["model"])
     def after_model(
         self, state: EscalationMiddlewareState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
-        """Check a final reply (low confidence, repeated replies) before the run ends on it.
-
-        Args:
-            state: The agent state.
-            runtime: The LangGraph runtime (unused).
-
-        Returns:
-            ``None`` when the reply's tool calls may run (``before_model``
-            reads it next). For a stuck final reply, or a low-confidence call
-            to a tool under review: its removal, the pending verdict, and
-            ``jump_to="model"`` so the ladder answers first. A healthy final
-            reply loses its ``Confidence:`` line, if any.
-        """
+        """Send a stuck final reply (or a doubtful call under review) back to the ladder."""
         del runtime
         messages = state["messages"]
         reply = messages[-1] if messages else None
@@ -337,17 +255,16 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             # A takeover that could not start left a rung pending: run it before the end.
             return {"jump_to": "model"} if saved.get("pending") else None
         progress, start = load_progress(saved, messages, self._detector)
-        verdict, _ = feed(progress, messages, start)
-        verdict = with_low_source(verdict, reply)
+        verdict = with_low_source(feed(progress, messages, start)[0], reply)
         if reply.tool_calls and not verdict.stuck:
             verdict = review  # as in the node, a rule of the detector's own comes first
-        if not verdict.stuck:
-            update = _progress_update(self._name, progress, saved) or {}
-            stripped = without_verbalized(reply)
-            if stripped is not reply:
-                update["messages"] = [stripped]
-            return update or None
-        return _send_back(self._name, progress, verdict, messages)
+        if verdict.stuck:
+            return _send_back(self._name, progress, verdict, messages)
+        update = _progress_update(self._name, progress, saved) or {}
+        stripped = without_verbalized(reply)
+        if stripped is not reply:
+            update["messages"] = [stripped]
+        return update or None
 
     async def aafter_model(
         self, state: EscalationMiddlewareState, runtime: Runtime[Any]
@@ -356,50 +273,45 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         return self.after_model(state, runtime)
 
 
-def _model_call(
+def _take_over(
     escalator: Escalator,
     name: str,
     request: ModelRequest[Any],
-    call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
-    scoring: _Scoring | None = None,
-) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
-    """The agent's model call (scored when asked), or the strong model's during a takeover."""
-    saved = _saved(request.state, name)
+    call: _Handler,
+    saved: dict[str, Any],
+) -> Steps[ExtendedModelResponse[Any]]:
+    """One takeover step: the agent's request, answered by the strong model under the budget."""
     pending = saved.get("pending") or {}
-    starting = bool(pending.get("takeover"))
-    going = None if starting else takeover_in_progress(request.messages)
-    if not starting and going is None:
-        if scoring is not None:
-            return (yield from scoring.scored_call(request, call))
-        response: ModelResponse[Any] = yield call(request)
-        return response
-    steps = escalator.policy.takeover_steps + 1
-    step = 0 if going is None else going.step
+    going = None if pending.get("takeover") else takeover_in_progress(request.messages)
+    steps, step = escalator.policy.takeover_steps + 1, 0 if going is None else going.step
     verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
     responses: list[ModelResponse[Any]] = []
-    strong_request = request.override(model=escalator.expert.chat_model())
+    system = [request.system_message] if request.system_message is not None else []
     paid, record = yield from escalator.payer.pay(
-        _kept(call(strong_request), responses),
+        _kept(call(request.override(model=escalator.expert.chat_model())), responses),
         verdict=verdict,
         thread_id=thread_id_of_runtime(request.runtime),
         config=None,
-        tokens_in=_request_tokens(request),
+        tokens_in=count_tokens_approximately([*system, *request.messages]),
         mode="takeover",
         reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
     )
-    entry = {**saved, "pending": None} if starting else saved
-    if paid.answer is None and starting:
-        # The takeover could not start (budget refused, strong model failed): like any
-        # rung that cannot run, the ladder moves down, from before_model's next run.
-        result = ModelResponse(result=[_could_not_take_over(record)])
+    entry = saved if going is not None else {**saved, "pending": None}
+    if paid.answer is None and going is None:
+        # It could not start (budget refused, strong model failed): like any rung that
+        # cannot run, the ladder moves down, from before_model's next run.
+        note = f"(The strong model could not take over: {record.reason})"
+        kwargs = {RECORD_KEY: record.to_dict()}
+        result = ModelResponse(
+            result=[AIMessage(note, id=f"esc-{uuid.uuid4().hex}", additional_kwargs=kwargs)]
+        )
         entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
-    elif paid.answer is None:
-        # A later step could not run: the agent's own model takes back, as in the node.
+    elif paid.answer is None:  # a later step could not run: the agent's model takes back
         result = yield call(request)
     else:
         reply = stamp(paid.answer.message or AIMessage(paid.answer.text), record, [], fired=None)
         reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
-        if starting and pending.get(DROPPED_FIELD):
+        if going is None and pending.get(DROPPED_FIELD):
             reply.additional_kwargs[PRUNED_USAGE_KEY] = pending[DROPPED_FIELD]
         # The stamped reply replaces the raw one; a structured response is kept.
         strong = responses[-1]
@@ -407,106 +319,58 @@ def _model_call(
         result = ModelResponse(
             result=[reply, *others], structured_response=strong.structured_response
         )
-    update: dict[str, Any] = {
-        PROGRESS_KEY: {name: entry},
-        ESCALATIONS_KEY: [record.to_dict()],
-    }
+    update = {PROGRESS_KEY: {name: entry}, ESCALATIONS_KEY: [record.to_dict()]}
     return ExtendedModelResponse(model_response=result, command=Command(update=update))
 
 
-@dataclass(frozen=True)
-class _Scoring:
-    """The confidence sources around the agent's own model call."""
+def _scored_call(
+    scorer: ConfidenceScorer,
+    review_tools: frozenset[str],
+    request: ModelRequest[Any],
+    call: _Handler,
+) -> Steps[ModelResponse[Any]]:
+    """Ask the model as the sources need; score a final reply or a call under review."""
+    sources = scorer.config.sources
+    if "verbalized" in sources:  # the agent's own prompt, then the instruction
+        own = [request.system_message] if request.system_message is not None else []
+        system = scorer.prepare(own)[0]
+        if isinstance(system, SystemMessage):
+            request = request.override(system_message=system)
+    if "logprobs" in sources:  # providers without logprobs leave the source absent
+        request = request.override(model_settings={**request.model_settings, "logprobs": True})
+    response: ModelResponse[Any] = yield call(request)
+    reply = _ai_reply(response)
+    if reply is None or (
+        reply.tool_calls and not {c["name"] for c in reply.tool_calls} & review_tools
+    ):
+        return response
+    again = call(request)  # consistency's extra samples: the same request, again
 
-    scorer: ConfidenceScorer
-    review_tools: frozenset[str]
+    async def asample() -> AIMessage:
+        return _ai_reply(await again.arun()) or AIMessage("")
 
-    def scored_call(
-        self,
-        request: ModelRequest[Any],
-        call: Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]],
-    ) -> Steps[ModelResponse[Any]]:
-        """Call the model as the sources need; score a final reply or a call under review."""
-        asked = self.asked(request)
-        response: ModelResponse[Any] = yield call(asked)
-        reply = _ai_reply(response)
-        if reply is None or not self._scores(reply):
-            return response
-        again = call(asked)  # consistency's extra samples: the same request, again
-
-        def sample() -> AIMessage:
-            return _ai_reply(again.run()) or AIMessage("")
-
-        async def asample() -> AIMessage:
-            return _ai_reply(await again.arun()) or AIMessage("")
-
-        state = request.state
-        result: ConfidenceResult = yield Call(
-            lambda: self.scorer.score(reply, state, resample=sample),
-            lambda: self.scorer.ascore(reply, state, resample=asample),
-        )
-        scored = result.scored_reply()
-        if result.samples:
-            # The samples were paid for: the reply (or, if it is dropped, the help) carries them.
-            usage = pruned_usage(_with_ids(list(result.samples)))
-            scored.additional_kwargs = {**scored.additional_kwargs, PRUNED_USAGE_KEY: usage}
-        messages = [scored if message is reply else message for message in response.result]
-        return ModelResponse(result=messages, structured_response=response.structured_response)
-
-    def asked(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
-        """The request with the verbalized instruction and the logprobs setting, when on."""
-        sources = self.scorer.config.sources
-        if "verbalized" in sources:
-            own = [request.system_message] if request.system_message is not None else []
-            system = self.scorer.prepare(own)[0]  # the agent's own prompt, then the instruction
-            if isinstance(system, SystemMessage):
-                request = request.override(system_message=system)
-        if "logprobs" in sources:
-            # Passed to the model's binding; providers without logprobs leave the source absent.
-            request = request.override(model_settings={**request.model_settings, "logprobs": True})
-        return request
-
-    def _scores(self, reply: AIMessage) -> bool:
-        """Final replies are scored, and calls to the tools under review."""
-        return not reply.tool_calls or any(
-            call["name"] in self.review_tools for call in reply.tool_calls
-        )
-
-
-def _scoring(confidence: ConfidenceConfig | None, names: Sequence[str]) -> _Scoring | None:
-    """The confidence sources, and the tools under review (a list of names) they score."""
-    if isinstance(names, str):
-        msg = f"review_tools must be a list of tool names, got the string {names!r}"
-        raise TypeError(msg)
-    if names and confidence is None:
-        msg = (
-            f"review_tools={list(names)!r} needs confidence sources to score the calls: "
-            'e.g. confidence=ConfidenceConfig(sources=["consistency"])'
-        )
-        raise ValueError(msg)
-    if confidence is None:
-        return None
-    return _Scoring(ConfidenceScorer(confidence), frozenset(names))
-
-
-def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
-    """The model's reply in a response (the first AIMessage), if any."""
-    return next((m for m in response.result if isinstance(m, AIMessage)), None)
+    result: ConfidenceResult = yield Call(
+        lambda: scorer.score(
+            reply, request.state, resample=lambda: _ai_reply(again.run()) or AIMessage("")
+        ),
+        lambda: scorer.ascore(reply, request.state, resample=asample),
+    )
+    scored = result.scored_reply()
+    if result.samples:  # paid for: the reply (or, if it is dropped, the help) carries them
+        usage = pruned_usage(_with_ids(list(result.samples)))
+        scored.additional_kwargs = {**scored.additional_kwargs, PRUNED_USAGE_KEY: usage}
+    messages = [scored if message is reply else message for message in response.result]
+    return ModelResponse(result=messages, structured_response=response.structured_response)
 
 
 def _send_back(
     name: str, progress: Progress, verdict: Verdict, messages: list[Any]
 ) -> dict[str, Any]:
-    """Remove the stuck reply, leave its verdict pending, and go back to the model."""
-    # Like the node, the stuck reply leaves the conversation; the ladder answers instead.
+    """Remove the stuck reply, leave its verdict (and its usage) pending, go back to the model."""
     reply = messages[-1]
     loop = loop_span(progress, verdict, messages[:-1], dropped=1)
-    # Its usage goes with the pending verdict, for the help that answers it to carry.
-    progress.pending = {
-        "verdict": verdict.to_dict(),
-        "loop": loop,
-        DROPPED_FIELD: pruned_usage([reply]),
-    }
+    progress.pending = {"verdict": verdict.to_dict(), "loop": loop}
+    progress.pending[DROPPED_FIELD] = pruned_usage([reply])
     progress.last_id = messages[-2].id if len(messages) > 1 else None
     return {
         "messages": [RemoveMessage(id=str(reply.id))],
@@ -520,72 +384,45 @@ def _progress_update(
 ) -> dict[str, Any] | None:
     """This middleware's progress as a state update, or ``None`` when it did not change."""
     current = progress.to_dict()
-    if current == dict(saved):
-        return None
-    return {PROGRESS_KEY: {name: current}}
+    return None if current == dict(saved) else {PROGRESS_KEY: {name: current}}
 
 
-def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The progress this middleware saved in the state."""
-    return dict((state.get(PROGRESS_KEY) or {}).get(name) or {})
-
-
-def _escalate_rung(escalator: Escalator, start_rung: int | None, fired: int) -> int:
+def _escalate_rung(policy: EscalationPolicy, start_rung: int | None, fired: int) -> int:
     """Index of the ``escalate`` rung the ladder walk reached for this firing."""
-    ladder = escalator.policy.ladder
-    index = start_rung if start_rung is not None else escalator.policy.start_index(fired)
-    while index < len(ladder) - 1 and ladder[index] != "escalate":
+    index = start_rung if start_rung is not None else policy.start_index(fired)
+    while index < len(policy.ladder) - 1 and policy.ladder[index] != "escalate":
         index += 1
     return index
 
 
-def _could_not_take_over(record: EscalationRecord) -> AIMessage:
-    """The reply in place of a takeover that could not start; it carries the record why."""
-    return AIMessage(
-        f"(The strong model could not take over: {record.reason})",
-        id=f"esc-{uuid.uuid4().hex}",
-        additional_kwargs={RECORD_KEY: record.to_dict()},
-    )
+def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return dict((state.get(PROGRESS_KEY) or {}).get(name) or {})
 
 
-def _request_tokens(request: ModelRequest[Any]) -> int:
-    system = request.system_message.text if request.system_message is not None else ""
-    return estimate_tokens(system) + sum(estimate_tokens(str(m.text)) for m in request.messages)
+def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
+    return next((m for m in response.result if isinstance(m, AIMessage)), None)
 
 
 def _kept(call: Call[ModelResponse[Any]], into: list[ModelResponse[Any]]) -> Call[ExpertAnswer]:
     """The host's model call as the engine pays for it; the whole response is kept."""
 
-    def reply_of(response: ModelResponse[Any]) -> ExpertAnswer:
+    def answer(response: ModelResponse[Any]) -> ExpertAnswer:
         into.append(response)
-        reply = next((m for m in response.result if isinstance(m, AIMessage)), None)
-        if reply is None:
-            msg = "the strong model's call returned no AIMessage"
-            raise ExpertError(msg)
-        if not reply.tool_calls and not str(reply.text).strip():
-            msg = "the strong model's step has neither text nor tool calls"
-            raise ExpertError(msg, calls=(reply,))
-        return ExpertAnswer(text=str(reply.text).strip(), message=reply, calls=(reply,))
+        return answer_of(_ai_reply(response), step=True)
 
     async def arun() -> ExpertAnswer:
-        return reply_of(await call.arun())
+        return answer(await call.arun())
 
-    return Call(lambda: reply_of(call.run()), arun)
+    return Call(lambda: answer(call.run()), arun)
 
 
 def _with_ids(messages: list[BaseMessage]) -> list[BaseMessage]:
     """Give added messages ids, so the next step can tell where this one stopped."""
     for message in messages:
-        if message.id is None:
-            message.id = f"esc-{uuid.uuid4().hex}"
+        message.id = message.id or f"esc-{uuid.uuid4().hex}"
     return messages
 
 
-def _sync_only() -> Awaitable[Any]:
-    msg = "this call runs only on the synchronous path"
-    raise RuntimeError(msg)
-
-
-def _async_only() -> Any:
-    msg = "this call runs only on the asynchronous path"
+def _never() -> Any:
+    msg = "this call runs only on the other (sync or async) path"
     raise RuntimeError(msg)

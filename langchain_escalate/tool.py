@@ -1,19 +1,11 @@
-"""The ask-expert tool: the weak model asks, the strong model answers with the conversation briefed.
-
-The "ask-expert" pattern lets the cheap model decide for itself when to ask a
-stronger one. Usual ask-expert tools make the model restate the whole problem,
-which is lossy and costs tokens; this one reads the conversation from the graph
-state and sends the strong model the same bounded briefing the escalating node
-uses, so the weak model only has to ask its question.
-"""
+"""The ask-expert tool: the weak model asks; the strong model answers, briefed on the thread."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
@@ -21,12 +13,12 @@ from langgraph.prebuilt import ToolRuntime  # noqa: TC002 - read at runtime to i
 from langgraph.types import Command
 from pydantic import BaseModel, Field
 
+from langchain_escalate.drive import Steps, run_async, run_sync
 from langchain_escalate.escalation import Escalator
 from langchain_escalate.records import ESCALATIONS_KEY, RECORD_KEY
+from langchain_escalate.run_config import thread_id_of
 
 if TYPE_CHECKING:
-    from langchain_core.runnables import RunnableConfig
-
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
     from langchain_escalate.escalation import Answer
@@ -41,23 +33,18 @@ DEFAULT_DESCRIPTION = (
     "what the conversation does not show. The expert answers with guidance; you act on it."
 )
 
-
 MIN_BRIEFING_TOKENS = 200
 """The smallest briefing bound, as for ``EscalationPolicy.briefing_max_tokens``."""
 
-_StateKind = Literal["none", "messages", "plain", "with_escalations"]
-"""The graph state the tool was called from: none (a direct call), the message list, a state
-with ``messages``, or one that also has ``escalations``."""
-
-# Outcomes in which the strong model was called: each counts as one use.
-_USED_OUTCOMES = frozenset({"answered", "expert_failed"})
-
+_USED_OUTCOMES = frozenset({"answered", "expert_failed"})  # the strong model was called
 _IN_FLIGHT_STEPS = 256  # steps whose parallel calls' uses are kept while their records land
 
 # Outside a graph no runtime is injected. ToolRuntime must stay the parameter's
 # declared type (an Optional hides it from LangChain's injection), so the
 # default is a typed None.
 _OUTSIDE_GRAPH = cast("ToolRuntime[Any, Any]", None)
+
+_Result = Command[Any] | ToolMessage | str
 
 
 class AskExpertInput(BaseModel):
@@ -82,74 +69,47 @@ def create_ask_expert_tool(
 ) -> BaseTool:
     """Create a tool the weak model calls to ask the strong model for help.
 
-    Inside a graph (``ToolNode``, ``create_agent``) the tool reads the
-    conversation from the graph state and sends the strong model a bounded
-    briefing: the task, what was tried and what came back, the question and
-    the context. It returns a ``Command`` that adds the answer as the
-    ``ToolMessage`` of the call, carrying its ``EscalationRecord`` under
-    ``additional_kwargs[RECORD_KEY]``; when the state has an ``escalations``
-    key, the record is appended there too (a graph whose state is the message
-    list itself gets the ``ToolMessage``). Called directly, outside a graph,
-    only the question and the context are sent, and the answer text is
-    returned.
-
-    ``max_uses`` and the budget are enforced with a tool result the model can
-    read ("ask_expert has been used 2 of 2 times in this thread; continue on
-    your own"), never an exception. Uses are counted from the records of the
-    thread's earlier answers, so the count survives restarts; outside a graph
-    they are counted per tool object.
+    In a graph it briefs the strong model on the conversation (docs/tool.md)
+    and answers with a ``ToolMessage`` carrying its ``EscalationRecord``;
+    called directly, it returns the answer text. Limits answer with a
+    result the model can read, never an exception.
 
     Args:
-        strong: The expert: a litellm model id (resolved at first use), a
-            ``BaseChatModel``, or a compiled graph called with
-            ``{"messages": [briefing]}`` whose last AI message is the answer.
+        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
+            (resolved at first use), a ``BaseChatModel``, or a compiled graph
+            called with ``{"messages": [briefing]}``.
         name: The tool's name, as the weak model sees it.
-        description: What the weak model reads about the tool; a default
-            tells it to ask short questions because the expert sees the
-            conversation.
-        max_uses: Answers allowed per thread (``None``: unlimited). Calls that
-            the budget refused do not count.
-        budget: Bounds the strong model's spending (escalations and USD per
-            thread, USD in total); unbounded by default.
+        description: What the weak model reads about the tool.
+        max_uses: Answers allowed per thread (``None``: unlimited); calls the
+            budget refused do not count.
+        budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
-        briefing_max_tokens: Upper bound on the briefing sent to the strong model.
-
-    Returns:
-        A LangChain ``BaseTool`` with arguments ``question`` and ``context``
-        (sync and async).
+        briefing_max_tokens: Upper bound on the briefing.
 
     Raises:
         TypeError: ``strong`` is none of the accepted kinds.
         ValueError: ``max_uses`` or ``briefing_max_tokens`` is out of range.
 
     Example:
-        >>> from langchain_core.messages import AIMessage
         >>> from langchain_escalate.testing import ScriptedChatModel
-        >>> strong = ScriptedChatModel(script=[AIMessage("Use the v2 endpoint.")])
-        >>> ask = create_ask_expert_tool(strong, max_uses=1)
+        >>> ask = create_ask_expert_tool(ScriptedChatModel(script=["Use v2."]), max_uses=1)
         >>> ask.invoke({"question": "Which endpoint lists invoices?"})
-        'Use the v2 endpoint.'
+        'Use v2.'
         >>> ask.invoke({"question": "And refunds?"})
         'ask_expert has been used 1 of 1 times by this tool; continue on your own.'
     """
+    where = f"create_ask_expert_tool({name!r})"
     if max_uses is not None and max_uses < 1:
-        msg = (
-            f"create_ask_expert_tool({name!r}): max_uses must be at least 1 or None, got {max_uses}"
-        )
+        msg = f"{where}: max_uses must be at least 1 or None, got {max_uses}"
         raise ValueError(msg)
     if briefing_max_tokens < MIN_BRIEFING_TOKENS:
         msg = (
-            f"create_ask_expert_tool({name!r}): briefing_max_tokens must be at least "
-            f"{MIN_BRIEFING_TOKENS} (room for the task, the attempts and the question), "
-            f"got {briefing_max_tokens}"
+            f"{where}: briefing_max_tokens must be at least {MIN_BRIEFING_TOKENS} (room for "
+            f"the task, the attempts and the question), got {briefing_max_tokens}"
         )
         raise ValueError(msg)
-    asker = _Asker(
-        Escalator(strong, node=name, budget=budget, prices=prices),
-        name=name,
-        max_uses=max_uses,
-        briefing_max_tokens=briefing_max_tokens,
-    )
+    escalator = Escalator(strong, node=name, budget=budget, prices=prices)
+    asker = _Asker(escalator, name, max_uses, briefing_max_tokens)
     return StructuredTool.from_function(
         func=asker.run,
         coroutine=asker.arun,
@@ -159,59 +119,19 @@ def create_ask_expert_tool(
     )
 
 
-@dataclass(frozen=True)
-class _Call:
-    """Where the tool was called from: a graph's tool call, or a direct call."""
-
-    messages: Sequence[BaseMessage]
-    tool_call_id: str | None
-    thread_id: str | None
-    config: RunnableConfig | None
-    state_kind: _StateKind
-    step_key: tuple[str | None, int] = (None, 0)
-    """The thread and the AI message asking: parallel calls of one step share it."""
-
-    @property
-    def in_graph(self) -> bool:
-        return self.tool_call_id is not None
-
-    @classmethod
-    def of(cls, runtime: ToolRuntime[Any, Any] | None) -> _Call:
-        if runtime is None or runtime.tool_call_id is None:
-            return cls(
-                messages=(), tool_call_id=None, thread_id=None, config=None, state_kind="none"
-            )
-        messages = _messages_of(runtime.state)
-        configurable = (runtime.config or {}).get("configurable") or {}
-        thread_id = configurable.get("thread_id")
-        thread = str(thread_id) if thread_id is not None else None
-        before = _before_call(messages, runtime.tool_call_id)
-        return cls(
-            messages=before,
-            tool_call_id=runtime.tool_call_id,
-            thread_id=thread,
-            config=runtime.config,
-            state_kind=_kind_of(runtime.state),
-            step_key=(thread, len(before)),
-        )
-
-
 class _Asker:
-    """The tool's logic: count the use, ask the escalator, shape the reply (sync and async twins).
+    """Count the use, ask the escalator, shape the reply.
 
-    ``max_uses`` is exact under parallel calls whatever their ids: the uses
-    already answered come from the records in the conversation, and the calls
-    of the step in progress (whose records are not in the state yet) take and
-    give back uses under a lock. A call the budget refused gives its use back.
+    ``max_uses`` is exact under parallel calls: answered uses come from the
+    records in the conversation, those of the step in progress from a count
+    under a lock.
     """
 
     def __init__(
-        self, escalator: Escalator, *, name: str, max_uses: int | None, briefing_max_tokens: int
+        self, escalator: Escalator, name: str, max_uses: int | None, max_tokens: int
     ) -> None:
-        self._escalator = escalator
-        self._name = name
-        self._max_uses = max_uses
-        self._briefing_max_tokens = briefing_max_tokens
+        self._escalator, self._name = escalator, name
+        self._max_uses, self._max_tokens = max_uses, max_tokens
         self._taken: OrderedDict[tuple[str | None, int], int] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -220,146 +140,124 @@ class _Asker:
         question: str,
         context: str | None = None,
         runtime: ToolRuntime[Any, Any] = _OUTSIDE_GRAPH,
-    ) -> Command[Any] | ToolMessage | str:
-        """Ask the expert (sync); the tool's ``func``."""
-        call = _Call.of(runtime)
-        refusal = self._take_use(call)
-        if refusal is not None:
-            return self._reply(call, refusal, record=None, failed=True)
-        answer: Answer | None = None
-        try:
-            answer = self._escalator.ask(question, call.messages, **self._ask_kwargs(call, context))
-        finally:
-            self._give_back_unless_used(call, answer)
-        return self._answer(call, answer)
+    ) -> _Result:
+        """The tool's ``func``."""
+        return run_sync(self._ask(question, context, runtime))
 
     async def arun(
         self,
         question: str,
         context: str | None = None,
         runtime: ToolRuntime[Any, Any] = _OUTSIDE_GRAPH,
-    ) -> Command[Any] | ToolMessage | str:
-        """Ask the expert (async); the tool's ``coroutine``."""
-        call = _Call.of(runtime)
-        refusal = self._take_use(call)
+    ) -> _Result:
+        """The tool's ``coroutine``."""
+        return await run_async(self._ask(question, context, runtime))
+
+    def _ask(
+        self, question: str, context: str | None, runtime: ToolRuntime[Any, Any] | None
+    ) -> Steps[_Result]:
+        graph = runtime if runtime is not None and runtime.tool_call_id is not None else None
+        messages = _before_call(graph) if graph else []
+        config = graph.config if graph else None
+        step = (thread_id_of(config), len(messages))  # parallel calls of one step share it
+        refusal = self._take_use(step, _uses_in(messages, self._name) if graph else None)
         if refusal is not None:
-            return self._reply(call, refusal, record=None, failed=True)
+            return self._reply(graph, refusal, None)
         answer: Answer | None = None
         try:
-            answer = await self._escalator.aask(
-                question, call.messages, **self._ask_kwargs(call, context)
+            answer = yield from self._escalator.ask_steps(
+                question,
+                messages,
+                context=context,
+                thread_id=step[0],
+                config=config,
+                max_tokens=self._max_tokens,
             )
         finally:
-            self._give_back_unless_used(call, answer)
-        return self._answer(call, answer)
+            if self._max_uses is not None and (
+                answer is None or answer.record.outcome not in _USED_OUTCOMES
+            ):
+                with self._lock:  # a call that did not reach the strong model gives its use back
+                    self._taken[step] = max(self._taken.get(step, 0) - 1, 0)
+        record = answer.record.to_dict()
+        if answer.text is not None:
+            return self._reply(graph, answer.text, record, failed=False)
+        refusal = f"{self._name} could not answer: {answer.refusal}; continue on your own."
+        return self._reply(graph, refusal, record)
 
-    def _ask_kwargs(self, call: _Call, context: str | None) -> dict[str, Any]:
-        return {
-            "context": context,
-            "thread_id": call.thread_id,
-            "config": call.config,
-            "max_tokens": self._briefing_max_tokens,
-        }
-
-    def _take_use(self, call: _Call) -> str | None:
+    def _take_use(self, step: tuple[str | None, int], answered: int | None) -> str | None:
         """Take one use; a refusal a model can read when none is left."""
         if self._max_uses is None:
             return None
-        answered = _uses_in(call.messages, self._name) if call.in_graph else 0
         with self._lock:
-            taken = self._taken.get(call.step_key, 0)
-            if answered + taken >= self._max_uses:
-                scope = "in this thread" if call.in_graph else "by this tool"
+            used = (answered or 0) + self._taken.get(step, 0)
+            if used >= self._max_uses:
+                scope = "by this tool" if answered is None else "in this thread"
                 return (
-                    f"{self._name} has been used {min(answered + taken, self._max_uses)} of "
+                    f"{self._name} has been used {min(used, self._max_uses)} of "
                     f"{self._max_uses} times {scope}; continue on your own."
                 )
-            self._taken[call.step_key] = taken + 1
-            self._taken.move_to_end(call.step_key)
+            self._taken[step] = self._taken.get(step, 0) + 1
+            self._taken.move_to_end(step)
             while len(self._taken) > _IN_FLIGHT_STEPS:
                 self._taken.popitem(last=False)
         return None
 
-    def _give_back_unless_used(self, call: _Call, answer: Answer | None) -> None:
-        if self._max_uses is None or (
-            answer is not None and answer.record.outcome in _USED_OUTCOMES
-        ):
-            return
-        with self._lock:
-            if self._taken.get(call.step_key, 0) > 0:
-                self._taken[call.step_key] -= 1
-
-    def _answer(self, call: _Call, answer: Answer | None) -> Command[Any] | ToolMessage | str:
-        if answer is None:  # pragma: no cover - ask raised; the finally clause ran
-            msg = "no answer"
-            raise RuntimeError(msg)
-        if answer.text is not None:
-            return self._reply(call, answer.text, record=answer.record.to_dict(), failed=False)
-        refusal = f"{self._name} could not answer: {answer.refusal}; continue on your own."
-        return self._reply(call, refusal, record=answer.record.to_dict(), failed=True)
-
     def _reply(
-        self, call: _Call, text: str, *, record: dict[str, Any] | None, failed: bool
-    ) -> Command[Any] | ToolMessage | str:
-        if not call.in_graph:
+        self,
+        runtime: ToolRuntime[Any, Any] | None,
+        text: str,
+        record: dict[str, Any] | None,
+        *,
+        failed: bool = True,
+    ) -> _Result:
+        if runtime is None:
             return text
         message = ToolMessage(
             text,
-            tool_call_id=str(call.tool_call_id),
+            tool_call_id=str(runtime.tool_call_id),
             name=self._name,
             status="error" if failed else "success",
             additional_kwargs={RECORD_KEY: record} if record is not None else {},
         )
-        if call.state_kind == "messages":
-            # A graph whose state is the message list takes the message itself.
+        state = runtime.state
+        if isinstance(state, list):  # a state that is the message list takes the message
             return message
         update: dict[str, Any] = {"messages": [message]}
-        if record is not None and call.state_kind == "with_escalations":
+        has = (
+            ESCALATIONS_KEY in state
+            if isinstance(state, Mapping)
+            else hasattr(state, ESCALATIONS_KEY)
+        )
+        if record is not None and has:
             update[ESCALATIONS_KEY] = [record]
         return Command(update=update)
 
 
-def _before_call(messages: Sequence[BaseMessage], tool_call_id: str) -> Sequence[BaseMessage]:
-    """The conversation before the AI message making this call."""
+def _before_call(runtime: ToolRuntime[Any, Any]) -> list[BaseMessage]:
+    """The conversation in the state, before the AI message making this call."""
+    state = runtime.state
+    if isinstance(state, Mapping):
+        state = state.get("messages")
+    elif not isinstance(state, list):
+        state = getattr(state, "messages", None)
+    messages: list[BaseMessage] = state if isinstance(state, list) else []
     for position in range(len(messages) - 1, -1, -1):
         message = messages[position]
         if isinstance(message, AIMessage) and any(
-            call.get("id") == tool_call_id for call in message.tool_calls
+            call.get("id") == runtime.tool_call_id for call in message.tool_calls
         ):
             return messages[:position]
     return messages
 
 
-def _messages_of(state: Any) -> Sequence[BaseMessage]:
-    """The conversation in a graph state: a dict or object with ``messages``, or the list itself."""
-    if isinstance(state, list):
-        return state
-    messages = (
-        state.get("messages") if isinstance(state, Mapping) else getattr(state, "messages", None)
-    )
-    return messages if isinstance(messages, list) else []
-
-
-def _kind_of(state: Any) -> _StateKind:
-    if isinstance(state, list):
-        return "messages"
-    has = (
-        ESCALATIONS_KEY in state if isinstance(state, Mapping) else hasattr(state, ESCALATIONS_KEY)
-    )
-    return "with_escalations" if has else "plain"
-
-
 def _uses_in(messages: Sequence[BaseMessage], name: str) -> int:
     """Answers this tool already gave in the conversation (from the records they carry)."""
-    used = 0
-    for message in messages:
-        record = (
-            message.additional_kwargs.get(RECORD_KEY) if isinstance(message, ToolMessage) else None
-        )
-        if (
-            isinstance(record, Mapping)
-            and record.get("node") == name
-            and record.get("outcome") in _USED_OUTCOMES
-        ):
-            used += 1
-    return used
+    records = [m.additional_kwargs.get(RECORD_KEY) for m in messages if isinstance(m, ToolMessage)]
+    return sum(
+        1
+        for record in records
+        if isinstance(record, Mapping)
+        and record.get("node") == name
+        and record.get("outcome") in _USED_OUTCOMES
+    )

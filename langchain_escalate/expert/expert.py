@@ -1,11 +1,4 @@
-"""The strong side of an escalation: a chat model, or the user's compiled graph.
-
-An ``Expert`` answers a briefing with guidance (``advise``) or takes the weak
-model's place for a step (``take_over``, a chat model bound to the same tools).
-A user's compiled graph is called with the briefing as a ``HumanMessage`` in
-``{"messages": [...]}`` and its last AI message is the guidance. Sync and async
-calls differ only in how the model or graph is invoked.
-"""
+"""The strong side of an escalation: a chat model, or the user's compiled graph."""
 
 from __future__ import annotations
 
@@ -48,12 +41,7 @@ ExpertSpec = str | BaseChatModel | ModelRef | Runnable[Any, Any]
 
 
 class ExpertError(RuntimeError):
-    """The expert answered with nothing usable (no text, no tool call).
-
-    Attributes:
-        calls: The AI messages it produced all the same: they were billed, and
-            the escalation settles what they cost.
-    """
+    """The expert answered with nothing usable; ``calls`` are the replies billed all the same."""
 
     def __init__(self, message: str, calls: Sequence[AIMessage] = ()) -> None:
         """Say what was wrong; keep the billed replies."""
@@ -63,15 +51,7 @@ class ExpertError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExpertAnswer:
-    """What the expert said, and the model calls it took to say it.
-
-    Attributes:
-        text: The guidance (``advise``) or the text of the takeover step.
-        message: The step itself in ``take_over`` (an ``AIMessage``, possibly
-            with tool calls); ``None`` for ``advise``.
-        calls: Every AI message the expert produced, for token usage and cost
-            (one for a chat model, one per model call inside a graph).
-    """
+    """The guidance (or takeover step ``message``) and every AI message it took (``calls``)."""
 
     text: str
     message: AIMessage | None
@@ -82,13 +62,12 @@ class Expert:
     r"""The strong model, or the user's compiled graph, that helps a stuck weak model.
 
     Args:
-        strong: A litellm model id, a ``BaseChatModel``, a ``ModelRef``, or a
-            compiled graph (any Runnable taking ``{"messages": [...]}`` and
-            returning a state with ``messages``). Model ids resolve at first use.
-        tools: Tools the strong model is bound to in ``take_over`` (the weak
-            model's tools). Ignored for a graph.
-        name: Name used in records and pricing; by default the model's name, or
-            the graph's ``name``.
+        strong: A model as ``"provider:model"`` (LangChain's ``init_chat_model``)
+            or ``"provider/model"`` (litellm), resolved at first use; a
+            ``BaseChatModel``; a ``ModelRef``; or a compiled graph taking and
+            returning ``{"messages": [...]}`` (``advise`` only).
+        tools: Tools the strong model is bound to in ``take_over``.
+        name: Name in records and pricing; by default the model's or graph's.
 
     Raises:
         TypeError: ``strong`` is none of the accepted kinds.
@@ -107,32 +86,28 @@ class Expert:
         tools: Sequence[BaseTool | Any] | None = None,
         name: str | None = None,
     ) -> None:
-        """Wrap ``strong``; a model id is not resolved until the first call."""
-        if isinstance(strong, Expert):
-            # Same class: sharing the other expert's parts keeps its resolved model.
-            self._model: ModelRef | None = strong._model  # noqa: SLF001
-            self._graph: Runnable[Any, Any] | None = strong._graph  # noqa: SLF001
-            self._tools: tuple[Any, ...] = (
-                tuple(tools) if tools is not None else strong._tools  # noqa: SLF001
-            )
+        """Wrap ``strong``; a model string is not resolved until the first call."""
+        self._graph: Runnable[Any, Any] | None = None
+        self._model: ModelRef | None = None
+        self._tools = tuple(tools or ())
+        self._bound: Runnable[LanguageModelInput, BaseMessage] | None = None
+        if isinstance(strong, Expert):  # shares the other expert's resolved model
+            self._model, self._graph = strong._model, strong._graph  # noqa: SLF001
+            self._tools = self._tools if tools is not None else strong._tools  # noqa: SLF001
             self.name: str = name or strong.name
         elif isinstance(strong, (str, BaseChatModel, ModelRef)):
             self._model = ModelRef(strong)
-            self._graph = None
-            self._tools = tuple(tools or ())
             self.name = name or self._model.name
         elif isinstance(strong, Runnable):
-            self._model = None
-            self._graph = strong
-            self._tools = ()
+            self._graph, self._tools = strong, ()
             self.name = name or getattr(strong, "name", None) or type(strong).__name__
         else:
             msg = (
-                "strong must be a litellm model id (str), a BaseChatModel, a ModelRef or a "
-                f"compiled graph taking {{'messages': [...]}}, got {type(strong).__name__}"
+                "strong must be a model string ('provider:model' or 'provider/model'), a "
+                "BaseChatModel, a ModelRef or a compiled graph taking {'messages': [...]}, "
+                f"got {type(strong).__name__}"
             )
             raise TypeError(msg)
-        self._bound: Runnable[LanguageModelInput, BaseMessage] | None = None
 
     @property
     def kind(self) -> ExpertKind:
@@ -140,63 +115,35 @@ class Expert:
         return "graph" if self._graph is not None else "model"
 
     def advise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
-        """Answer the briefing with guidance.
-
-        Args:
-            briefing: The text from ``build_briefing``.
-            config: Run config (tags and metadata mark the call in traces).
-
-        Returns:
-            The guidance and the AI messages it took.
-
-        Raises:
-            ExpertError: The expert answered with no text.
-        """
+        """Answer the briefing with guidance; ``ExpertError`` when there is no text."""
         if self._graph is not None:
-            output = self._graph.invoke(_graph_input(briefing), config)
-            return _graph_answer(output, briefing)
-        reply = self._model_ref().get().invoke(_advise_input(briefing), config)
-        return _advice_answer(reply)
+            return _graph_answer(self._graph.invoke(_graph_input(briefing), config), briefing)
+        return answer_of(self.chat_model().invoke(_advise_input(briefing), config), step=False)
 
     async def aadvise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
         """Async twin of ``advise``."""
         if self._graph is not None:
             output = await self._graph.ainvoke(_graph_input(briefing), config)
             return _graph_answer(output, briefing)
-        reply = await self._model_ref().get().ainvoke(_advise_input(briefing), config)
-        return _advice_answer(reply)
+        reply = await self.chat_model().ainvoke(_advise_input(briefing), config)
+        return answer_of(reply, step=False)
 
     def take_over(
         self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
     ) -> ExpertAnswer:
-        """Take one step in the weak model's place, bound to the same tools.
-
-        Args:
-            messages: What the strong model reads (the escalation sends the
-                briefing and the steps of the takeover so far).
-            config: Run config.
-
-        Returns:
-            The step (``message``: an ``AIMessage``, possibly with tool calls).
-
-        Raises:
-            ExpertError: The expert is a graph (use ``advise``), or its step
-                has neither text nor tool calls.
-        """
+        """Take one step in the weak model's place, bound to the same tools."""
         reply = self._tool_model().invoke([SystemMessage(TAKEOVER_PROMPT), *messages], config)
-        return _takeover_answer(reply)
+        return answer_of(reply, step=True)
 
     async def atake_over(
         self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
     ) -> ExpertAnswer:
         """Async twin of ``take_over``."""
-        reply = await self._tool_model().ainvoke(
-            [SystemMessage(TAKEOVER_PROMPT), *messages], config
-        )
-        return _takeover_answer(reply)
+        prompt = [SystemMessage(TAKEOVER_PROMPT), *messages]
+        return answer_of(await self._tool_model().ainvoke(prompt, config), step=True)
 
     def advice_call(self, briefing: str) -> Callable[[RunnableConfig], Call[ExpertAnswer]]:
-        """``advise`` as a ``Call`` for the engine's sync or async driver, given the run config."""
+        """``advise`` as a ``Call`` for the engine's drivers, given the run config."""
         return lambda config: Call(
             lambda: self.advise(briefing, config=config),
             lambda: self.aadvise(briefing, config=config),
@@ -205,43 +152,42 @@ class Expert:
     def takeover_call(
         self, messages: Sequence[BaseMessage]
     ) -> Callable[[RunnableConfig], Call[ExpertAnswer]]:
-        """``take_over`` as a ``Call`` for the engine's sync or async driver."""
+        """``take_over`` as a ``Call`` for the engine's drivers, given the run config."""
         return lambda config: Call(
             lambda: self.take_over(messages, config=config),
             lambda: self.atake_over(messages, config=config),
         )
 
     def chat_model(self) -> BaseChatModel:
-        """The strong chat model, resolved (built on first call).
-
-        Raises:
-            ExpertError: The expert is a compiled graph.
-        """
-        if self._graph is not None:
-            msg = f"expert {self.name!r} is a compiled graph, not a chat model"
+        """The strong chat model, built on first call; ``ExpertError`` for a graph."""
+        if self._model is None:
+            msg = f"expert {self.name!r} is a compiled graph, not a chat model; use mode='advise'"
             raise ExpertError(msg)
-        return self._model_ref().get()
-
-    def _model_ref(self) -> ModelRef:
-        if self._model is None:  # pragma: no cover - guarded by kind checks in callers
-            msg = f"expert {self.name!r} is a graph, not a chat model"
-            raise ExpertError(msg)
-        return self._model
+        return self._model.get()
 
     def _tool_model(self) -> Runnable[LanguageModelInput, BaseMessage]:
-        if self._graph is not None:
-            msg = (
-                f"expert {self.name!r} is a compiled graph and cannot take over; use mode='advise'"
-            )
-            raise ExpertError(msg)
         if self._bound is None:
-            model = self._model_ref().get()
+            model = self.chat_model()
             self._bound = model.bind_tools(list(self._tools)) if self._tools else model
         return self._bound
 
     def __repr__(self) -> str:
-        """Name and kind, e.g. ``Expert('anthropic/claude-sonnet-4-6', kind='model')``."""
+        """E.g. ``Expert('anthropic/claude-sonnet-4-6', kind='model')``."""
         return f"Expert({self.name!r}, kind={self.kind!r})"
+
+
+def answer_of(reply: BaseMessage | None, *, step: bool) -> ExpertAnswer:
+    """The expert's reply as an answer: advice needs text, a ``step`` text or tool calls."""
+    if not isinstance(reply, AIMessage):
+        msg = f"the expert returned no AIMessage (got {type(reply).__name__})"
+        raise ExpertError(msg)
+    text = str(reply.text).strip()
+    if not text and not (step and reply.tool_calls):
+        msg = "the expert's step has neither text nor tool calls"
+        if not step:
+            msg = "the expert returned an empty answer"
+        raise ExpertError(msg, calls=(reply,))
+    return ExpertAnswer(text=text, message=reply if step else None, calls=(reply,))
 
 
 def _advise_input(briefing: str) -> list[BaseMessage]:
@@ -252,38 +198,12 @@ def _graph_input(briefing: str) -> dict[str, Any]:
     return {"messages": [HumanMessage(briefing)]}
 
 
-def _advice_answer(reply: BaseMessage) -> ExpertAnswer:
-    if not isinstance(reply, AIMessage):
-        msg = f"the expert returned a {type(reply).__name__}, expected an AIMessage"
-        raise ExpertError(msg)
-    text = str(reply.text).strip()
-    if not text:
-        msg = "the expert returned an empty answer"
-        raise ExpertError(msg, calls=(reply,))
-    return ExpertAnswer(text=text, message=None, calls=(reply,))
-
-
-def _takeover_answer(reply: BaseMessage) -> ExpertAnswer:
-    if not isinstance(reply, AIMessage):
-        msg = f"the expert returned a {type(reply).__name__}, expected an AIMessage"
-        raise ExpertError(msg)
-    text = str(reply.text).strip()
-    if not text and not reply.tool_calls:
-        msg = "the expert's step has neither text nor tool calls"
-        raise ExpertError(msg, calls=(reply,))
-    return ExpertAnswer(text=text, message=reply, calls=(reply,))
-
-
 def _graph_answer(output: Any, briefing: str) -> ExpertAnswer:
     messages = output.get("messages") if isinstance(output, dict) else None
     if not isinstance(messages, list):
-        msg = (
-            "the expert graph returned no 'messages' list; "
-            "it must take and return {'messages': [...]}"
-        )
+        msg = "the expert graph must take and return {'messages': [...]}; it returned no list"
         raise ExpertError(msg)
-    # Only what the graph said after our briefing counts (a graph may carry
-    # earlier messages of its own).
+    # Only what the graph said after the briefing counts (it may carry messages of its own).
     start = 0
     for position, message in enumerate(messages):
         if isinstance(message, HumanMessage) and message.content == briefing:
