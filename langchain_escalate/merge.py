@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from langchain_escalate.records import EscalationRecord
 
 LADDER_KEY = "escalation_ladder"
-"""``additional_kwargs`` key: ``{"fired": n}``, firings answered so far in the turn."""
+"""``additional_kwargs`` key: ``{"fired": n, "node": name}``, firings the node answered in the turn."""
 
 TAKEOVER_KEY = "escalation_takeover"
 """``additional_kwargs`` key on a takeover step: ``{"step": k, "steps": n}``.
@@ -201,7 +201,7 @@ def stamp(
     if attempts:
         extra[ATTEMPTS_KEY] = [r.to_dict() for r in attempts]
     if fired is not None:
-        extra[LADDER_KEY] = {"fired": fired}
+        extra[LADDER_KEY] = {"fired": fired, "node": record.node}
     return message.model_copy(update={"additional_kwargs": {**message.additional_kwargs, **extra}})
 
 

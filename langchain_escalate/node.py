@@ -467,9 +467,9 @@ class _EscalatingStep:
         with_state = _read(state, PROGRESS_KEY) is not None
         saved = (_read(state, PROGRESS_KEY) or {}).get(node) if with_state else None
         progress, new_from = (
-            load_progress(saved, messages, self._detector_config)
+            load_progress(saved, messages, self._detector_config, name=node)
             if with_state
-            else rebuild_progress(messages, self._detector_config)
+            else rebuild_progress(messages, self._detector_config, name=node, exact_indices=False)
         )
         run = _Invocation(
             node=node,
@@ -502,12 +502,12 @@ class _EscalatingStep:
                 # A missing key or a wrong model id is not being stuck; past the
                 # bound the error is the user's to see. Nothing was written.
                 raise
-            verdict = detector.record_failure(f"the weak step raised {error!r}")
+            verdict = run.progress.exact(detector.record_failure(f"the weak step raised {error!r}"))
             return _Attempt(verdict=verdict)
         try:
             reply, extra = _reply_of(result, run.node, is_model=self._weak.is_model)
         except _EmptyReplyError as error:
-            verdict = detector.record_failure(str(error))
+            verdict = run.progress.exact(detector.record_failure(str(error)))
             if last_call:
                 raise
             return _Attempt(verdict=verdict)
@@ -523,6 +523,7 @@ class _EscalatingStep:
             # the help that answers it carries its usage instead.
             attempt.loop = loop_span(run.progress, verdict, run.out.working, dropped=1)
             attempt.dropped_usage = pruned_usage([kept, reply])
+            attempt.verdict = run.progress.exact(verdict)
         return attempt
 
     def _confidence(self, run: _Invocation, reply: AIMessage) -> Steps[AIMessage]:
