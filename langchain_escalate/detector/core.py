@@ -466,6 +466,7 @@ class StuckDetector:
             return True
         return not strip_confidence(content_text(message.content)).strip()
 
+
 def _reached(length: int, threshold: int | None) -> bool:
     return threshold is not None and length >= threshold
 
