@@ -33,8 +33,7 @@ class Progress:
 
     Attributes:
         detector: The stuck detector, up to the last message fed.
-        last_id: Id of the last message when the step ended; the next step
-            feeds what came after it.
+        last_id: Id of the last message when the step ended; the next step feeds what follows.
         fired: Firings answered in this turn (the ladder position).
         pending: A ``human`` rung deferred to the next step:
             ``{"verdict": Verdict.to_dict(), "rung": ladder_index}``.
@@ -69,12 +68,7 @@ class Progress:
         self.detector.clear()
 
     def exact(self, verdict: Verdict) -> Verdict:
-        """Return ``verdict`` with its stream indices counted from the conversation's start.
-
-        A detector rebuilt with ``exact_indices=False`` counts from where its
-        replay began; the messages before are counted here, when a verdict
-        first needs them.
-        """
+        """``verdict`` with indices from the conversation's start (see ``rebuild_progress``)."""
         if not verdict.stuck:
             return verdict
         if callable(self._offset):
@@ -98,14 +92,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class Takeover:
-    """A takeover in progress, read from the messages.
-
-    Attributes:
-        briefing: The briefing the takeover started with.
-        steps_so_far: The messages from its first step on.
-        step: The number of the step to take next (1 = the first after the opening one).
-        verdict: The verdict that started it (rule and reason).
-    """
+    """A takeover in progress, read from the messages: its briefing, steps so far, next step."""
 
     briefing: str
     steps_so_far: list[BaseMessage]
@@ -120,21 +107,11 @@ def load_progress(
     *,
     name: str | None = None,
 ) -> tuple[Progress, int]:
-    """Restore ``saved`` progress, or rebuild it from ``messages``.
+    """Restore ``saved`` progress, or rebuild it from ``messages`` (``rebuild_progress``).
 
-    A detector state that cannot be restored (another release's) is logged
-    and rebuilt from the messages, never an error.
-
-    Args:
-        saved: A dict made by ``Progress.to_dict`` (``None`` when there is none).
-        messages: The conversation.
-        config: The detector's thresholds.
-        name: The adapter's name: only its own ladder marks count when rebuilding.
-
-    Returns:
-        The progress and the position of the first message it has not seen.
-        When ``saved`` is missing or its last message is gone, the progress
-        is rebuilt (``rebuild_progress``).
+    A state another release saved, or one whose last message is gone, is
+    rebuilt; ``name`` is the adapter's, whose ladder marks count. Returns the
+    progress and the position of the first message it has not seen.
     """
     if saved:
         try:
@@ -160,23 +137,13 @@ def rebuild_progress(
     name: str | None = None,
     exact_indices: bool = True,
 ) -> tuple[Progress, int]:
-    """Rebuild the progress up to the weak model's last reply; what follows is unseen.
+    """Rebuild the progress up to the weak model's last reply; return it and what follows.
 
-    The detector replays only the tail of the conversation that decides its
-    state (``StuckDetector.resumed``), so a step costs about the same at any
-    length; the ladder position is read from the turn's marks when needed.
-
-    Args:
-        messages: The conversation.
-        config: The detector's thresholds.
-        name: The adapter's name: marks of other escalating nodes do not count.
-        exact_indices: Count the messages before the tail now (a pass over
-            the conversation), as a detector state to be saved needs. With
-            ``False`` they are counted when a verdict first needs them
-            (``Progress.exact``), and the detector's own state is not to be saved.
-
-    Returns:
-        The progress and the position of the first unseen message.
+    The detector replays only the tail that settles it (``StuckDetector.resumed``),
+    so a step costs the same at any length. The ladder position (the marks of
+    ``name``) is read when a firing needs it; so are the messages before the
+    tail with ``exact_indices=False`` (``Progress.exact`` then adds them to a
+    verdict's indices, and the detector's own state is not for saving).
     """
     config = config or DetectorConfig()
     end = next((p + 1 for p in range(len(messages) - 1, -1, -1) if _is_ai(messages[p])), 0)
@@ -190,18 +157,9 @@ def rebuild_progress(
 
 
 def feed(progress: Progress, messages: Sequence[BaseMessage], start: int) -> tuple[Verdict, int]:
-    """Feed the messages from ``start`` to the detector.
+    """Feed the messages from ``start``; return the last stuck verdict and its loop span.
 
     A person's new message restarts the ladder (``fired`` and ``pending`` reset).
-
-    Args:
-        progress: The progress to advance (``last_id`` is set to the last message).
-        messages: The conversation.
-        start: Position of the first unseen message.
-
-    Returns:
-        The last stuck verdict among them (or a not-stuck one) and its loop
-        span in ``messages`` (for ``Situation.loop_messages``).
     """
     verdict, loop = Verdict(), 0
     for position in range(start, len(messages)):
@@ -222,18 +180,7 @@ def feed(progress: Progress, messages: Sequence[BaseMessage], start: int) -> tup
 def loop_span(
     progress: Progress, verdict: Verdict, messages: Sequence[BaseMessage], *, dropped: int = 0
 ) -> int:
-    """How many trailing messages of ``messages`` the verdict's loop covers.
-
-    Args:
-        progress: The progress whose detector gave the verdict (just now).
-        verdict: The verdict.
-        messages: The conversation up to the message the verdict is about.
-        dropped: Messages the detector saw after these that are not in
-            ``messages`` (a stuck reply that was not kept).
-
-    Returns:
-        The span (0 when the verdict names no loop).
-    """
+    """How many trailing ``messages`` the verdict's loop covers (``dropped``: seen, not kept)."""
     if verdict.loop_start is None:
         return 0
     observed = progress.detector.count - verdict.loop_start - dropped
@@ -241,18 +188,7 @@ def loop_span(
 
 
 def is_fed(messages: Sequence[BaseMessage], position: int) -> bool:
-    """Whether the detector reads the message at ``position``.
-
-    Not fed: messages carrying an escalation record (help, takeover steps,
-    stop messages), and the tool results answering a takeover step.
-
-    Args:
-        messages: The conversation.
-        position: The message's position.
-
-    Returns:
-        ``True`` when the message is one of the weak model's steps or a person's.
-    """
+    """Whether the detector reads a message: not help, nor a takeover step's tool results."""
     if is_help_message(messages[position]):
         return False
     while position > 0 and isinstance(messages[position], ToolMessage):
@@ -272,16 +208,7 @@ def position_after(messages: Sequence[BaseMessage], message_id: str | None) -> i
 
 
 def fired_in_turn(messages: Sequence[BaseMessage], *, name: str | None = None) -> int:
-    """Firings answered in the current turn, read from the help messages' ladder marks.
-
-    Args:
-        messages: The conversation.
-        name: Count only the marks of this node or middleware (marks that
-            name none, from earlier releases, count for every name).
-
-    Returns:
-        The ``fired`` of the turn's latest mark, or 0.
-    """
+    """Firings answered in the turn: the latest mark of ``name`` (unnamed marks count)."""
     for message in reversed(messages):
         mark = message.additional_kwargs.get(LADDER_KEY)
         if isinstance(mark, Mapping) and (name is None or mark.get("node", name) == name):
@@ -292,14 +219,7 @@ def fired_in_turn(messages: Sequence[BaseMessage], *, name: str | None = None) -
 
 
 def takeover_in_progress(messages: Sequence[BaseMessage]) -> Takeover | None:
-    """The takeover to continue, when the strong model's last step has tool results and steps left.
-
-    Args:
-        messages: The conversation.
-
-    Returns:
-        The takeover, or ``None`` when the weak model has the turn.
-    """
+    """The takeover to continue: its last step got tool results and has steps left."""
     position = len(messages) - 1
     while position >= 0 and isinstance(messages[position], ToolMessage):
         position -= 1
@@ -333,7 +253,6 @@ def _takeover_step(message: BaseMessage) -> Any:
 
 
 def _fed_back(messages: Sequence[BaseMessage], end: int) -> Iterator[int]:
-    """Positions of the fed messages before ``end``, newest first."""
     return (p for p in range(end - 1, -1, -1) if is_fed(messages, p))
 
 
@@ -344,12 +263,11 @@ def _fed_count(messages: Sequence[BaseMessage], end: int) -> int:
 def _replayed(
     messages: Sequence[BaseMessage], end: int, count: int, config: DetectorConfig
 ) -> tuple[StuckDetector, bool]:
-    """The detector after ``messages[:end]``, replaying from the latest cut that settles it.
+    """The detector after ``messages[:end]``, replayed from the latest cut that settles it.
 
-    The cut is an ``AIMessage`` (never between a call and its results) or a
-    person's message; it moves back, doubling the tail, until the replay
-    settles, at worst to the whole conversation (then ``True``, with exact indices).
-    ``count``: messages fed before ``end``, or a stand-in that indices are counted from.
+    A cut is an ``AIMessage`` or a person's message; the tail doubles until it
+    settles, else the whole conversation is replayed (then ``True``: exact
+    indices). ``count``: messages fed before ``end``, or the stand-in counted from.
     """
     want, ais = StuckDetector.SETTLING_OBSERVATIONS + 1, 0
     for position in _fed_back(messages, end):
