@@ -68,44 +68,35 @@ def create_escalating_node(
 ) -> Runnable[Any, Any]:
     """Create a LangGraph node that runs a weak step and escalates when it is stuck.
 
-    Works in any graph whose state has a ``messages`` channel. With the
-    ``EscalationState`` keys the node also appends each ``EscalationRecord`` to
-    ``escalations`` and keeps its progress in ``escalation_progress``; without
-    them, records ride on the messages an escalation adds and the progress is
-    read from the messages (see docs/decisions.md). Fatal errors of the weak
-    model (authentication, bad request, unknown model) raise unchanged;
-    transient ones are retried (``policy.max_retries``), then count as failures.
+    Works in any state with a ``messages`` channel; with the ``EscalationState`` keys,
+    records also go to ``escalations`` and the progress to ``escalation_progress``
+    (docs/decisions.md). Fatal model errors raise; transient ones are retried.
 
     Args:
-        weak: A litellm model id, a ``BaseChatModel`` (bound to ``tools``), or
-            your own node (a callable or Runnable from state to an update with
-            ``messages``).
-        strong: The expert: a litellm model id, a ``BaseChatModel``, or a
-            compiled graph called with ``{"messages": [briefing]}``.
+        weak: A litellm model id, a ``BaseChatModel`` (bound to ``tools``), or your
+            own node (a callable or Runnable from state to an update with ``messages``).
+        strong: A litellm model id, a ``BaseChatModel``, or a compiled graph.
         tools: The weak model's tools; in ``takeover`` mode the strong model's too.
         detector: Thresholds of the stuck detector.
         policy: The ladder and the escalation mode.
         budget: Bounds on the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
-        confidence: Sources that score final replies and calls to
-            ``review_tools`` against ``detector.low_confidence`` (docs/confidence.md).
+        confidence: Sources scoring final replies and ``review_tools`` calls (docs/confidence.md).
         review_tools: Tools whose calls are scored before they run.
         name: Name in records, logs and progress; by default the graph's node name.
 
     Returns:
-        A Runnable to pass to ``StateGraph.add_node`` (sync and async).
+        A Runnable for ``StateGraph.add_node`` (sync and async).
 
     Raises:
         TypeError: ``weak`` or ``strong`` is none of the accepted kinds.
 
     Example:
         >>> from langgraph.graph import START, MessagesState, StateGraph
-        >>> from langchain_escalate.testing import ScriptedChatModel
-        >>> node = create_escalating_node(
-        ...     ScriptedChatModel(script=["Paris."]), ScriptedChatModel(script=[])
-        ... )
-        >>> graph = StateGraph(MessagesState).add_node("agent", node)
-        >>> graph = graph.add_edge(START, "agent").compile()
+        >>> from langchain_escalate.testing import ScriptedChatModel as Scripted
+        >>> node = create_escalating_node(Scripted(script=["Paris."]), "unused/model")
+        >>> graph = StateGraph(MessagesState).add_node("agent", node).add_edge(START, "agent")
+        >>> graph = graph.compile()
         >>> graph.invoke({"messages": [("user", "Capital of France?")]})["messages"][-1].content
         'Paris.'
     """

@@ -1,14 +1,9 @@
 """What an adapter remembers between steps: the detector, the ladder position, a deferred rung.
 
-With the ``escalation_progress`` key, a ``Progress`` per name is saved there
-(``Progress.to_dict``) and restored each step (``load_progress``). A plain
-``MessagesState`` has no such key, and a healthy step must add nothing to the
-conversation, so the progress is derived from the messages (``rebuild_progress``):
-the ladder position from the marks on the help messages, the detector by an
-exact replay of the conversation's tail. Nothing is kept in process memory
-that could disagree with a checkpoint. Help messages and the tool results of
-the strong model's takeover steps are not fed to the detector: they are not
-the weak model's attempts, and a help ``HumanMessage`` is no new turn.
+It lives in ``escalation_progress[name]`` (``load_progress``), or, in a plain
+``MessagesState``, is read from the messages each step (``rebuild_progress``);
+never in process memory, which could disagree with a checkpoint. Help
+messages and takeover steps' tool results are not fed to the detector.
 """
 
 from __future__ import annotations
@@ -33,10 +28,9 @@ class Progress:
 
     Attributes:
         detector: The stuck detector, up to the last message fed.
-        last_id: Id of the last message when the step ended; the next step feeds what follows.
+        last_id: Id of the last message when the step ended.
         fired: Firings answered in this turn (the ladder position).
-        pending: A ``human`` rung deferred to the next step:
-            ``{"verdict": Verdict.to_dict(), "rung": ladder_index}``.
+        pending: A deferred ``human`` rung: ``{"verdict": ..., "rung": index}``.
     """
 
     def __init__(
@@ -46,9 +40,8 @@ class Progress:
         fired: int | Callable[[], int] = 0,
         pending: dict[str, Any] | None = None,
     ) -> None:
-        """Create the progress; ``fired`` may be a callable, read when first needed."""
+        """Create the progress; ``fired`` may be a callable, read when a firing needs it."""
         self.detector, self.last_id, self.pending = detector, last_id, pending
-        # Callables are read when first needed: only a firing needs them.
         self._fired = fired
         self._offset: int | Callable[[], int] = 0
 
@@ -146,7 +139,9 @@ def rebuild_progress(
     verdict's indices, and the detector's own state is not for saving).
     """
     config = config or DetectorConfig()
-    end = next((p + 1 for p in range(len(messages) - 1, -1, -1) if _is_ai(messages[p])), 0)
+    end = next(
+        (p + 1 for p in range(len(messages) - 1, -1, -1) if isinstance(messages[p], AIMessage)), 0
+    )
     base = _fed_count(messages, end) if exact_indices else end
     detector, whole = _replayed(messages, end, base, config)
     progress = Progress(detector, fired=lambda: fired_in_turn(messages, name=name))
@@ -226,7 +221,7 @@ def takeover_in_progress(messages: Sequence[BaseMessage]) -> Takeover | None:
     if position < 0 or position == len(messages) - 1:
         return None  # no tool results since the last step: nothing to continue
     marker = messages[position].additional_kwargs.get(TAKEOVER_KEY)
-    if not _is_ai(messages[position]) or not isinstance(marker, Mapping):
+    if not isinstance(messages[position], AIMessage) or not isinstance(marker, Mapping):
         return None
     step = int(marker.get("step", 0)) + 1
     if step >= int(marker.get("steps", 1)):
@@ -241,10 +236,6 @@ def takeover_in_progress(messages: Sequence[BaseMessage]) -> Takeover | None:
     verdict = Verdict(stuck=True, rule=record.get("rule"), reason=str(record.get("reason", "")))
     briefing = str(opening[TAKEOVER_KEY].get("briefing", ""))
     return Takeover(briefing, list(messages[first:]), step, verdict)
-
-
-def _is_ai(message: BaseMessage) -> bool:
-    return isinstance(message, AIMessage)
 
 
 def _takeover_step(message: BaseMessage) -> Any:
