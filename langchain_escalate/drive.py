@@ -1,9 +1,8 @@
 """Logic written once for sync and async: a generator that yields its I/O.
 
-The escalation logic (and each adapter's own step) is a generator that yields
-``Call`` objects, each holding the same I/O in a sync and an async flavour
-(a model call, a budget reservation). ``run_sync`` performs them with
-``Call.run``, ``run_async`` awaits ``Call.arun``; everything else is shared.
+The logic yields ``Call`` objects, each the same I/O in a sync and an async
+flavour (a model call, a budget reservation); ``run_sync`` performs them with
+``Call.run``, ``run_async`` awaits ``Call.arun``.
 
 Example:
     >>> def double_of_answer():
@@ -19,19 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """One piece of I/O the logic needs, in a sync and an async flavour.
-
-    Attributes:
-        run: Performs the I/O synchronously.
-        arun: Performs it asynchronously.
-    """
+    """One piece of I/O: ``run`` performs it synchronously, ``arun`` asynchronously."""
 
     run: Callable[[], T]
     arun: Callable[[], Awaitable[T]]
@@ -44,16 +38,9 @@ Steps = Generator[Call[Any], Any, T]
 def run_sync(steps: Steps[T]) -> T:
     """Drive ``steps`` to its result, performing each ``Call`` synchronously.
 
-    An exception raised by a call is thrown back into the logic, which decides
-    what it means. ``GraphBubbleUp`` (interrupts, parent commands) and
-    ``BaseException`` (``KeyboardInterrupt``, task cancellation) are thrown in
-    too, so the logic can release what it holds before they go on.
-
-    Args:
-        steps: The logic.
-
-    Returns:
-        What the logic returns.
+    A call's exception is thrown back into the logic, ``GraphBubbleUp``,
+    ``KeyboardInterrupt`` and cancellation included, so it can release what
+    it holds before they go on.
     """
     value: Any = None
     error: BaseException | None = None
@@ -61,8 +48,7 @@ def run_sync(steps: Steps[T]) -> T:
         try:
             call = steps.throw(error) if error is not None else steps.send(value)
         except StopIteration as stop:
-            result: T = stop.value
-            return result
+            return cast("T", stop.value)
         try:
             value, error = call.run(), None
         except BaseException as exc:  # noqa: BLE001 - handed to the logic, which re-raises it
@@ -77,8 +63,7 @@ async def run_async(steps: Steps[T]) -> T:
         try:
             call = steps.throw(error) if error is not None else steps.send(value)
         except StopIteration as stop:
-            result: T = stop.value
-            return result
+            return cast("T", stop.value)
         try:
             value, error = await call.arun(), None
         except BaseException as exc:  # noqa: BLE001 - handed to the logic, which re-raises it

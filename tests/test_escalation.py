@@ -77,7 +77,7 @@ def test_nudge_is_free_and_names_the_repeated_call_and_the_error() -> None:
     assert 'fetch_report({"year":2023}) 3 times' in message.content
     assert "Error: 404" in message.content
     assert message.additional_kwargs[RECORD_KEY]["id"] == record.id
-    assert message.additional_kwargs[LADDER_KEY] == {"fired": 1}
+    assert message.additional_kwargs[LADDER_KEY] == {"fired": 1, "node": "agent"}
     assert help_.removals == []  # a nudge leaves the attempts it talks about in place
 
 

@@ -364,6 +364,108 @@ class StuckDetector:
             self._state.steps.reset()
         return verdict
 
+    # -- Bounded replay ------------------------------------------------------------------
+    # An adapter that keeps no detector state (plain MessagesState) rebuilds the detector
+    # from the conversation each step. A replay of a tail is exact once the tail has
+    # *settled* the detector. Two detectors with the same ``count`` and ``max_steps``
+    # window that read SETTLING_OBSERVATIONS clean observations (every call of an action
+    # answered by a result that is not an error, each action-and-result pair unlike the
+    # previous two) end in the same state, whatever they read before: at each clean
+    # observation after the first, ``same_pair`` restarts (the pair differs from the
+    # last), ``failing_action``, ``failures`` and ``same_reply`` are empty and no rule
+    # but ``max_steps`` can fire (a one-step run, an alternation of two steps); so from
+    # the third on ``alternation`` and the last two pairs agree, and after the fourth
+    # everything does. ``max_steps`` depends on no other rule: its window is seeded.
+    # No fixed number of trailing messages would do: in a loop longer than a threshold a
+    # rule fires every threshold steps, and where it last fired depends on where the loop
+    # began. A person's message (with ``reset_on_human``) settles the detector at once.
+
+    SETTLING_OBSERVATIONS = 4
+    """Clean observations after which a resumed detector agrees with a full replay."""
+
+    _settling: list[str] | None = None  # pairs of the clean run so far; None once settled
+
+    @classmethod
+    def resumed(
+        cls, config: DetectorConfig | None = None, *, count: int = 0, steps: list[int] | None = None
+    ) -> StuckDetector:
+        """Start a detector mid-conversation, to replay a tail of it exactly.
+
+        Feed the tail to ``replay``, starting at an ``AIMessage`` (so no tool
+        result is parted from its call); once ``settled``, the detector is in
+        the state of one that read the whole conversation.
+
+        Args:
+            config: Thresholds; the defaults when omitted.
+            count: Messages the detector would have read before the tail.
+            steps: Stream indices of the ``max_steps`` window before the tail
+                (see ``turn_step``); needed only when ``max_steps`` is on.
+
+        Returns:
+            The detector; settled already when ``count`` is 0.
+        """
+        detector = cls(config)
+        detector._state.count = count
+        for index in steps or []:
+            detector._state.steps.extend("", [index], "")
+        detector._settling = [] if count else None
+        return detector
+
+    @property
+    def settled(self) -> bool:
+        """Whether the state no longer depends on the messages before the replayed tail."""
+        return self._settling is None
+
+    def replay(self, message: BaseMessage) -> Verdict:
+        """``observe`` the next message of a replayed tail, noting when the detector settles.
+
+        Args:
+            message: The message.
+
+        Returns:
+            The verdict ``observe`` gives.
+        """
+        run, state = self._settling, self._state
+        before = state.pending
+        verdict = self.observe(message)
+        if run is None:
+            return verdict
+        if isinstance(message, HumanMessage) and self.config.reset_on_human:
+            self._settling = None
+        elif isinstance(message, AIMessage) and (before is not None or state.pending is None):
+            run.clear()  # an abandoned call, or a step that is not a call
+        elif isinstance(message, ToolMessage) and before is not None and state.pending is None:
+            pair = state.newer_pair.key if state.newer_pair and not verdict.stuck else None
+            if pair is None or before.error:
+                run.clear()
+            elif run and pair == run[-1]:
+                run[:] = [pair]
+            elif len(run) > 1 and pair == run[-2]:
+                run[:] = [run[-1], pair]
+            else:
+                run.append(pair)
+            if len(run) >= self.SETTLING_OBSERVATIONS:
+                self._settling = None
+        return verdict
+
+    def turn_step(self, message: BaseMessage) -> bool | None:
+        """Whether ``message`` counts for ``max_steps`` (``False``: it starts the count afresh).
+
+        Args:
+            message: A message the detector reads.
+
+        Returns:
+            ``True`` for a step (an AI message that is not a final reply),
+            ``False`` for a final reply or a new turn, ``None`` otherwise.
+        """
+        if isinstance(message, HumanMessage):
+            return False if self.config.reset_on_human else None
+        if not isinstance(message, AIMessage):
+            return None
+        if message.tool_calls or message.invalid_tool_calls:
+            return True
+        return not strip_confidence(content_text(message.content)).strip()
+
 
 def _reached(length: int, threshold: int | None) -> bool:
     return threshold is not None and length >= threshold
