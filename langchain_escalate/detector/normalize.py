@@ -32,11 +32,7 @@ WINDOW = 2048
 _SPOKEN_AFTER = re.compile(r"(?<![A-Za-z])(?i:took|elapsed|latency|duration|in|after)(?::|: | )\Z")
 """Words after which a number with a spoken unit is a measured duration (``took 3 seconds``)."""
 
-_VOLATILE = re.compile(
-    # The first character is consumed by the class (the engine's fast skip), then the
-    # look-behind checks that it starts a word: the character before it is no letter or
-    # digit (an underscore may come before: "req_8f14e45fceea167a").
-    r"[0-9a-fA-FMTWS](?<![0-9A-Za-z].)(?:"
+_VOLATILE_BODY = (
     # A UUID, or a long hex id (request ids, hashes, trace ids); ``_replace`` keeps
     # ids without both a letter and a digit (long plain numbers: amounts, card numbers).
     r"[0-9a-fA-F]{7}(?:(?P<uuid>-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
@@ -44,8 +40,9 @@ _VOLATILE = re.compile(
     # HTTP dates: "Sat, 28 Nov 2026 17:50:31 GMT".
     r"|(?<=[MTWFS])(?P<http>(?:on|ue|hu|ed|ri|at|un), \d{1,2} "
     r"[A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d(?: GMT)?\b)"
-    # The rest start with a decimal digit.
-    r"|(?<=\d)(?:"
+    # The rest start with a decimal digit. A number followed by a space and a
+    # character that starts no unit (a line number, a count) is rejected at once.
+    r"|(?<=\d)(?! [^m\u00b5unsMS\u017f])(?:"
     # A date with a time of day (ISO 8601 and the common "2024-05-20 10:00:01" form).
     r"(?P<time>\d{3}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d{1,9})?)?"
     r"(?: ?(?:Z|UTC|GMT|[+-]\d\d:?\d\d))?(?![\d:]))"
@@ -54,10 +51,31 @@ _VOLATILE = re.compile(
     r"|(?P<address>(?<=0)x[0-9a-fA-F]+\b)"
     # Timings: "12ms", "1.5s", "0.3 s"; and, after a word of ``_SPOKEN_AFTER``
     # (checked by ``_replace``), "took 3 seconds", "elapsed: 2 minutes".
-    r"|\d*(?:\.\d+)? ?(?:(?P<duration>(?:ms|µs|us|ns|s)\b)"
+    r"|\d*(?:\.\d+)? ?(?:(?P<duration>(?:ms|\u00b5s|us|ns|s)\b)"
     r"|(?P<spoken>(?i:milliseconds?|seconds?|secs?|minutes?|mins?)\b))"
-    r"))"
+    r")"
 )
+"""The volatile tokens, after their first character (matched by the class before)."""
+
+_VOLATILE = re.compile(
+    # The first character is consumed by the class (the engine's fast skip), then the
+    # look-behind checks that it starts a word: the character before it is no letter or
+    # digit (an underscore may come before: "req_8f14e45fceea167a").
+    r"[0-9a-fA-FMTWS](?<![0-9A-Za-z].)(?:" + _VOLATILE_BODY + ")"
+)
+_VOLATILE_QUICK = re.compile(
+    # ``_VOLATILE`` without the hex letters a-f/A-E in its first class: in prose and
+    # code a third of all characters are those letters, and each one costs the
+    # engine a match attempt. A token that starts with one of them is a UUID or a
+    # hex id; where one may start, a signal group matches instead, and the caller
+    # goes on with ``_VOLATILE`` (a UUID's "-hhhh-" after 8 hex characters; a digit
+    # right after a hex letter, in a run of 16 hex characters: a hex id's first digit).
+    r"[0-9MTWSF-](?:"
+    r"(?<=-)(?<=[0-9a-fA-F]{8}-)(?=[0-9a-fA-F]{4}-)(?P<letter_uuid>)"
+    r"|(?<=[a-fA-F]\d)(?:(?<=[0-9a-fA-F]{9})|(?=[0-9a-fA-F]{7}))(?P<letter_hexid>)"
+    r"|(?<=[0-9MTWSF])(?<![0-9A-Za-z].)(?:" + _VOLATILE_BODY + "))"
+)
+_SIGNALS = frozenset({"letter_uuid", "letter_hexid"})
 _PLACEHOLDERS = {
     "uuid": "<uuid>",
     "hexid": "<hex>",
@@ -96,7 +114,22 @@ def normalize_text(text: str) -> str:
     collapsed = " ".join(text.split())
     if _DIGIT.search(collapsed) is None:
         return collapsed  # every volatile token has a digit: nothing to replace
-    return _VOLATILE.sub(_replace, collapsed)
+    parts: list[str] = []
+    done = 0  # where the text before is settled; both patterns agree up to here
+    for match in _VOLATILE_QUICK.finditer(collapsed):
+        if match.lastgroup in _SIGNALS:
+            # A token may start with a hex letter: the full pattern takes over from
+            # the end of the last token (its look-behinds still see what came before).
+            for token in _VOLATILE.finditer(collapsed, done):
+                parts += (collapsed[done : token.start()], _replace(token))
+                done = token.end()
+            break
+        parts += (collapsed[done : match.start()], _replace(match))
+        done = match.end()
+    if not parts:
+        return collapsed
+    parts.append(collapsed[done:])
+    return "".join(parts)
 
 
 def fingerprint(text: str, *, window: int = WINDOW, exact_middle: bool = False) -> str:

@@ -16,9 +16,14 @@ import hashlib
 import json
 import math
 import re
+from json.encoder import encode_basestring as _encode_string
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
-from langchain_escalate.detector.normalize import fingerprint, normalize_text  # noqa: F401 (re-exported: it lived here)
+from langchain_escalate.detector.normalize import (  # normalize_text: re-exported, it lived here
+    WINDOW,
+    fingerprint,
+    normalize_text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 HASH_BYTES = 8
 """Digest size of step hashes: 16 hex characters, plenty to tell a conversation's steps apart."""
 
-_blake2b = hashlib.blake2b
+_EMPTY_HASH = hashlib.blake2b(digest_size=HASH_BYTES)
 
 LABEL_LIMIT = 80
 """Longest excerpt of an action or an observation kept for a verdict's reason."""
@@ -93,7 +98,13 @@ def short_hash(text: str) -> str:
         >>> short_hash("a") == short_hash("a") != short_hash("b")
         True
     """
-    return _blake2b(text.encode("utf-8", "surrogatepass"), digest_size=HASH_BYTES).hexdigest()
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from a JSON "\\ud800" escape) is kept
+        data = text.encode("utf-8", "surrogatepass")
+    hasher = _EMPTY_HASH.copy()  # cheaper than building a hasher with its parameters
+    hasher.update(data)
+    return hasher.hexdigest()
 
 
 def content_text(content: str | list[Any]) -> str:
@@ -345,7 +356,15 @@ def _is_number(value: Any) -> TypeGuard[float]:
 
 
 def _canonical_args(args: Any) -> str:
-    return _ENCODER.encode(_plain(args, 0, _normalize_string))
+    if type(args) is not dict:
+        return _ENCODER.encode(_plain(args, 0, _normalize_string))
+    # The usual flat dict of strings, without a call per value (same result as _plain).
+    plain = {}
+    for key, value in args.items():
+        plain[key if type(key) is str else _key(key)] = (
+            _normalize_string(value) if type(value) is str else _plain(value, 1, _normalize_string)
+        )
+    return _ENCODER.encode(plain)
 
 
 def _canonical_json(value: Any) -> str:
@@ -353,6 +372,8 @@ def _canonical_json(value: Any) -> str:
 
 
 def _normalize_string(text: str) -> str:
+    if len(text) <= 2 * WINDOW:
+        return normalize_text(text)  # what fingerprint does with it, one call less
     return fingerprint(text, exact_middle=True)
 
 
@@ -417,5 +438,5 @@ def _call_label(name: str, args: Any) -> str:
 def _label_json(value: Any) -> str:
     # A label shows LABEL_LIMIT characters: no need to serialize a 1 MB argument for it.
     if isinstance(value, str):
-        return _ENCODER.encode(value[: LABEL_LIMIT * 2])
+        return _encode_string(value[: LABEL_LIMIT * 2])  # what _ENCODER does with a string
     return _canonical_json(value)
