@@ -87,6 +87,13 @@ _PLACEHOLDERS = {
     "spoken": "<duration>",
 }
 _DIGITS = frozenset("0123456789")
+_ASCII_DIGITS = "0123456789"
+_ASCII_SPACES = "\n" + "".join(
+    character
+    for character in map(chr, range(128))
+    if character.isspace() and character not in " \n"
+)
+"""White space that ``str.split`` cuts at, besides the blank (the newline first: the usual one)."""
 _DIGIT = re.compile(r"\d")
 
 
@@ -111,9 +118,16 @@ def normalize_text(text: str) -> str:
         >>> normalize_text("status: running, 3 of 10 done")
         'status: running, 3 of 10 done'
     """
-    collapsed = " ".join(text.split())
-    if _DIGIT.search(collapsed) is None:
-        return collapsed  # every volatile token has a digit: nothing to replace
+    if not text.isascii():
+        collapsed = " ".join(text.split())
+        if _DIGIT.search(collapsed) is None:
+            return collapsed  # every volatile token has a digit: nothing to replace
+    else:
+        # The same two checks, with substring searches (C's memchr) instead of a split
+        # and a pattern: an argument or a one-line reply usually has nothing to do.
+        collapsed = text if _is_collapsed(text) else " ".join(text.split())
+        if not _has_digit(collapsed):
+            return collapsed
     parts: list[str] = []
     done = 0  # where the text before is settled; both patterns agree up to here
     for match in _VOLATILE_QUICK.finditer(collapsed):
@@ -130,6 +144,23 @@ def normalize_text(text: str) -> str:
         return collapsed
     parts.append(collapsed[done:])
     return "".join(parts)
+
+
+def _is_collapsed(text: str) -> bool:
+    # True when " ".join(text.split()) == text, for an ASCII text.
+    if "  " in text or text[:1] == " " or text[-1:] == " ":
+        return False
+    for space in _ASCII_SPACES:  # noqa: SIM110 (a loop: cheaper than all() over a generator)
+        if space in text:
+            return False
+    return True
+
+
+def _has_digit(text: str) -> bool:
+    for digit in _ASCII_DIGITS:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if digit in text:
+            return True
+    return False
 
 
 def fingerprint(text: str, *, window: int = WINDOW, exact_middle: bool = False) -> str:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import re
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _encode_string
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
@@ -357,18 +358,18 @@ def _is_number(value: Any) -> TypeGuard[float]:
 
 def _canonical_args(args: Any) -> str:
     if type(args) is not dict:
-        return _ENCODER.encode(_plain(args, 0, _normalize_string))
+        return _dumps(_plain(args, 0, _normalize_string))
     # The usual flat dict of strings, without a call per value (same result as _plain).
     plain = {}
     for key, value in args.items():
         plain[key if type(key) is str else _key(key)] = (
             _normalize_string(value) if type(value) is str else _plain(value, 1, _normalize_string)
         )
-    return _ENCODER.encode(plain)
+    return _dumps(plain)
 
 
 def _canonical_json(value: Any) -> str:
-    return _ENCODER.encode(_plain(value))
+    return _dumps(_plain(value))
 
 
 def _normalize_string(text: str) -> str:
@@ -418,6 +419,30 @@ _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_unknown
 )
 """``json.dumps`` with these options, without building an encoder on every call."""
+
+# The C encoder json.dumps builds on every call, built once. Without the circular-
+# reference check: ``_plain`` hands it fresh containers of bounded depth, never a cycle.
+_C_ENCODE = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None,
+        _unknown,
+        _encode_string,
+        None,
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        _ENCODER.sort_keys,
+        _ENCODER.skipkeys,
+        _ENCODER.allow_nan,
+    )
+)
+
+
+def _dumps(value: Any) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def _call_label(name: str, args: Any) -> str:
