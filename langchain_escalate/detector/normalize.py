@@ -68,14 +68,17 @@ _VOLATILE_QUICK = re.compile(
     # code a third of all characters are those letters, and each one costs the
     # engine a match attempt. A token that starts with one of them is a UUID or a
     # hex id; where one may start, a signal group matches instead, and the caller
-    # goes on with ``_VOLATILE`` (a UUID's "-hhhh-" after 8 hex characters; a digit
-    # right after a hex letter, in a run of 16 hex characters: a hex id's first digit).
+    # tries ``_VOLATILE`` at the start of that hex run (a UUID's "-hhhh-" after 8 hex
+    # characters; a digit right after a hex letter in a run of 16 hex characters: a
+    # hex id's first digit).
     r"[0-9MTWSF-](?:"
     r"(?<=-)(?<=[0-9a-fA-F]{8}-)(?=[0-9a-fA-F]{4}-)(?P<letter_uuid>)"
     r"|(?<=[a-fA-F]\d)(?:(?<=[0-9a-fA-F]{9})|(?=[0-9a-fA-F]{7}))(?P<letter_hexid>)"
     r"|(?<=[0-9MTWSF])(?<![0-9A-Za-z].)(?:" + _VOLATILE_BODY + "))"
 )
 _SIGNALS = frozenset({"letter_uuid", "letter_hexid"})
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+_HEX_RUN = re.compile(r"[0-9a-fA-F]*")
 _PLACEHOLDERS = {
     "uuid": "<uuid>",
     "hexid": "<hex>",
@@ -128,18 +131,37 @@ def normalize_text(text: str) -> str:
         collapsed = text if _is_collapsed(text) else " ".join(text.split())
         if not _has_digit(collapsed):
             return collapsed
+    return _substitute(collapsed)
+
+
+def _substitute(collapsed: str) -> str:
+    """``_VOLATILE.sub(_replace, collapsed)``, mostly by the quicker pattern."""
     parts: list[str] = []
-    done = 0  # where the text before is settled; both patterns agree up to here
-    for match in _VOLATILE_QUICK.finditer(collapsed):
-        if match.lastgroup in _SIGNALS:
-            # A token may start with a hex letter: the full pattern takes over from
-            # the end of the last token (its look-behinds still see what came before).
-            for token in _VOLATILE.finditer(collapsed, done):
-                parts += (collapsed[done : token.start()], _replace(token))
-                done = token.end()
+    done = 0  # the text before is settled
+    floor = 0  # no hex run that starts before this is left to examine
+    position = 0  # where the quick pattern goes on
+    while True:
+        for match in _VOLATILE_QUICK.finditer(collapsed, position):
+            if match.lastgroup in _SIGNALS:
+                break
+            parts += (collapsed[done : match.start()], _replace(match))
+            done = match.end()
+        else:
             break
-        parts += (collapsed[done : match.start()], _replace(match))
-        done = match.end()
+        # A UUID or a hex id may start with a hex letter at the start of this hex run:
+        # try the full pattern there (its look-behinds see what comes before).
+        signal = match.start()
+        low = max(done, floor)
+        start = low + len(collapsed[low:signal].rstrip(_HEX_DIGITS))
+        token = _VOLATILE.match(collapsed, start)
+        if token is not None:
+            parts += (collapsed[done:start], _replace(token))
+            position = floor = done = token.end()
+        elif collapsed[signal] == "-":
+            position = floor = signal + 1  # a hex group after it may start a token
+        else:
+            # The rest of this run is inside a word: no token starts there.
+            position = floor = _HEX_RUN.match(collapsed, signal).end()
     if not parts:
         return collapsed
     parts.append(collapsed[done:])
