@@ -15,17 +15,24 @@ rules: it replays the history through a fresh ``StuckDetector``), in the same
 run. The incremental cost should not grow with the history (target: at 10,000
 within 1.5x of the cost at 100).
 
-Run: python benchmarks/detector.py [--quick]
+``--against REV`` adds a third detector to both parts: the package's detector
+as it was at git revision REV (loaded from git beside the current one), so that
+a change is measured against the commit before it in one run.
+
+Run: python benchmarks/detector.py [--quick] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,12 +160,15 @@ def per_message_costs(
     return best
 
 
-def by_size(repeats: int, steps: int) -> None:
+def by_size(repeats: int, steps: int, against: tuple[str, type] | None = None) -> None:
     print(f"part 1: cost per message by size (best of {repeats} per message, {2 * steps} messages)")
-    print(
+    header = (
         f"{'observations':>12}  {'median':>9}  {'p90':>9}  {'baseline median':>15}  "
         f"{'baseline p90':>12}  {'speed-up':>8}"
     )
+    if against is not None:
+        header += f"  {against[0] + ' median':>15}  {against[0] + ' p90':>12}  {'speed-up':>8}"
+    print(header)
     medians = {}
     for label, size in SIZES.items():
         messages = coding_conversation(size, steps)
@@ -168,10 +178,20 @@ def by_size(repeats: int, steps: int) -> None:
         old = per_message_costs(lambda: BaselineDetector().observe, messages, repeats)
         median, old_median = statistics.median(new), statistics.median(old)
         medians[label] = median
-        print(
+        row = (
             f"{label:>12}  {median * 1e6:>7.1f}µs  {_p90(new) * 1e6:>7.1f}µs  "
             f"{old_median * 1e6:>13.1f}µs  {_p90(old) * 1e6:>10.1f}µs  {old_median / median:>7.1f}x"
         )
+        if against is not None:
+            earlier = per_message_costs(
+                functools.partial(_fresh_observe, against[1]), messages, repeats
+            )
+            earlier_median = statistics.median(earlier)
+            row += (
+                f"  {earlier_median * 1e6:>13.1f}µs  {_p90(earlier) * 1e6:>10.1f}µs  "
+                f"{earlier_median / median:>7.1f}x"
+            )
+        print(row)
     at_1kb, at_20kb = medians["1 KB"] * 1e6, medians["20 KB"] * 1e6
     print(
         f"median at 1 KB: {at_1kb:.1f}µs (target <= {TARGET_1KB_US:.0f}µs: "
@@ -179,6 +199,27 @@ def by_size(repeats: int, steps: int) -> None:
         f"20 KB / 1 KB: {at_20kb / at_1kb:.1f}x (target <= {TARGET_20KB_FACTOR:.0f}x: "
         f"{'ok' if at_20kb <= TARGET_20KB_FACTOR * at_1kb else 'ABOVE TARGET'})"
     )
+
+
+def detector_at(revision: str) -> type:
+    """Load the package's ``StuckDetector`` as it was at a git revision, beside the current one."""
+    root = Path(__file__).resolve().parents[1]
+    folder = "langchain_escalate/detector"
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(root), *args]
+        # git itself, with the revision the person running the benchmark asked for.
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
+
+    name = "detector_at_" + "".join(c if c.isalnum() else "_" for c in revision)
+    package = Path(tempfile.mkdtemp(prefix="detector-benchmark-")) / name
+    package.mkdir()
+    for file in git("ls-tree", "--name-only", f"{revision}:{folder}").split():
+        if file.endswith(".py"):
+            source = git("show", f"{revision}:{folder}/{file}")
+            (package / file).write_text(source.replace("langchain_escalate.detector.", f"{name}."))
+    sys.path.insert(0, str(package.parent))
+    return importlib.import_module(name).StuckDetector
 
 
 def adversarial(size: int) -> None:
@@ -240,9 +281,13 @@ def check_same_verdicts(messages: Sequence[BaseMessage]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--against", metavar="REV", help="also measure the detector at this git revision"
+    )
     args = parser.parse_args()
+    against = (args.against, detector_at(args.against)) if args.against else None
     batch_size, naive_batch, repeats = (50, 2, 2) if args.quick else (400, 5, 7)
-    by_size(repeats=3 if args.quick else 7, steps=50 if args.quick else 200)
+    by_size(repeats=3 if args.quick else 7, steps=50 if args.quick else 200, against=against)
     adversarial(8_000 if args.quick else 20_000)
 
     check_same_verdicts(conversation(400, seed=1))
@@ -251,7 +296,10 @@ def main() -> None:
         f"part 2: cost per message by history length (best of {repeats}; "
         f"{batch_size} messages, naive {naive_batch})"
     )
-    print(f"{'history':>8}  {'incremental':>12}  {'naive':>12}  {'naive/incr':>10}  {'state':>7}")
+    header = f"{'history':>8}  {'incremental':>12}  {'naive':>12}  {'naive/incr':>10}  {'state':>7}"
+    if against is not None:
+        header += f"  {against[0]:>12}  {'speed-up':>8}"
+    print(header)
     costs = {}
     for length in HISTORY_LENGTHS:
         history, batch = messages[:length], messages[length : length + batch_size]
@@ -264,10 +312,16 @@ def main() -> None:
         replay = functools.partial(_naive_observe, history)
         naive = per_message_seconds(replay, batch[:naive_batch], max(1, repeats // 3))
         costs[length] = incremental
-        print(
+        row = (
             f"{length:>8}  {incremental * 1e6:>10.1f}µs  {naive * 1e6:>10.0f}µs  "
             f"{naive / incremental:>9.0f}x  {len(json.dumps(state)):>6}B"
         )
+        if against is not None:
+            earlier = per_message_seconds(
+                functools.partial(_restored_observe, state, against[1]), batch, repeats
+            )
+            row += f"  {earlier * 1e6:>10.1f}µs  {earlier / incremental:>7.1f}x"
+        print(row)
     longest, shortest = max(HISTORY_LENGTHS), min(HISTORY_LENGTHS)
     ratio = costs[longest] / costs[shortest]
     status = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
@@ -278,8 +332,15 @@ def main() -> None:
     print(f"median incremental cost: {statistics.median(costs.values()) * 1e6:.1f}µs per message")
 
 
-def _restored_observe(state: dict[str, Any]) -> Callable[[BaseMessage], Verdict]:
-    return StuckDetector.from_state(state).observe
+def _fresh_observe(detector: Any) -> Callable[[BaseMessage], Any]:
+    return detector().observe
+
+
+def _restored_observe(
+    state: dict[str, Any], detector: Any = StuckDetector
+) -> Callable[[BaseMessage], Verdict]:
+    # An earlier revision restores the same state: the format has not changed.
+    return detector.from_state(state).observe
 
 
 def _naive_observe(history: Sequence[BaseMessage]) -> Callable[[BaseMessage], Verdict]:
