@@ -114,7 +114,7 @@ class StuckDetector:
             )
             raise TypeError(msg)
         state.count = index + 1
-        return self._settle(held)
+        return self._settle(held) if held else NOT_STUCK
 
     def record_failure(self, reason: str) -> Verdict:
         """Count a failure the caller saw that left no message in the conversation.
@@ -409,8 +409,9 @@ class _Run:
 
     def reset(self) -> None:
         """Empty the window."""
-        self.length, self.key, self.start, self.note = 0, "", None, ""
-        self.indices.clear()
+        if self.length or self.indices or self.start is not None or self.key or self.note:
+            self.length, self.key, self.start, self.note = 0, "", None, ""
+            self.indices.clear()
 
 
 @dataclass(slots=True)
