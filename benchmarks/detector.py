@@ -147,16 +147,21 @@ def _output(generator: random.Random, size: int, step: int) -> str:
 
 
 def per_message_costs(
-    make: Callable[[], Callable[[BaseMessage], Any]], batch: Sequence[BaseMessage], repeats: int
-) -> list[float]:
-    """Seconds per message, each the best of ``repeats`` passes with a fresh ``make()``."""
-    best = [float("inf")] * len(batch)
+    makers: Sequence[Callable[[], Callable[[BaseMessage], Any]]],
+    batch: Sequence[BaseMessage],
+    repeats: int,
+) -> list[list[float]]:
+    """Seconds per message for each maker, each the best of ``repeats`` passes with a fresh
+    ``make()``; the makers take turns pass by pass, so a change in the machine's load
+    weighs on all of them alike."""
+    best = [[float("inf")] * len(batch) for _ in makers]
     for _ in range(repeats):
-        observe = make()
-        for position, message in enumerate(batch):
-            start = time.perf_counter()
-            observe(message)
-            best[position] = min(best[position], time.perf_counter() - start)
+        for costs, make in zip(best, makers, strict=True):
+            observe = make()
+            for position, message in enumerate(batch):
+                start = time.perf_counter()
+                observe(message)
+                costs[position] = min(costs[position], time.perf_counter() - start)
     return best
 
 
@@ -174,21 +179,20 @@ def by_size(repeats: int, steps: int, against: tuple[str, type] | None = None) -
         messages = coding_conversation(size, steps)
         if label == "short":
             messages = conversation(2 * steps + 1)
-        new = per_message_costs(lambda: StuckDetector().observe, messages, repeats)
-        old = per_message_costs(lambda: BaselineDetector().observe, messages, repeats)
+        makers = [StuckDetector, BaselineDetector] + ([against[1]] if against else [])
+        new, old, *earlier = per_message_costs(
+            [functools.partial(_fresh_observe, maker) for maker in makers], messages, repeats
+        )
         median, old_median = statistics.median(new), statistics.median(old)
         medians[label] = median
         row = (
             f"{label:>12}  {median * 1e6:>7.1f}µs  {_p90(new) * 1e6:>7.1f}µs  "
             f"{old_median * 1e6:>13.1f}µs  {_p90(old) * 1e6:>10.1f}µs  {old_median / median:>7.1f}x"
         )
-        if against is not None:
-            earlier = per_message_costs(
-                functools.partial(_fresh_observe, against[1]), messages, repeats
-            )
-            earlier_median = statistics.median(earlier)
+        if earlier:
+            earlier_median = statistics.median(earlier[0])
             row += (
-                f"  {earlier_median * 1e6:>13.1f}µs  {_p90(earlier) * 1e6:>10.1f}µs  "
+                f"  {earlier_median * 1e6:>13.1f}µs  {_p90(earlier[0]) * 1e6:>10.1f}µs  "
                 f"{earlier_median / median:>7.1f}x"
             )
         print(row)
@@ -258,17 +262,21 @@ class NaiveDetector:
 
 
 def per_message_seconds(
-    make: Callable[[], Callable[[BaseMessage], Verdict]], batch: Sequence[BaseMessage], repeats: int
-) -> float:
-    """Best-of-``repeats`` mean seconds per message to observe ``batch`` with a fresh ``make()``."""
-    timings = []
+    makers: Sequence[Callable[[], Callable[[BaseMessage], Verdict]]],
+    batch: Sequence[BaseMessage],
+    repeats: int,
+) -> list[float]:
+    """Best-of-``repeats`` mean seconds per message to observe ``batch``, for each maker
+    (a fresh ``make()`` per pass; the makers take turns pass by pass)."""
+    timings: list[list[float]] = [[] for _ in makers]
     for _ in range(repeats):
-        observe = make()
-        start = time.perf_counter()
-        for message in batch:
-            observe(message)
-        timings.append((time.perf_counter() - start) / len(batch))
-    return min(timings)
+        for times, make in zip(timings, makers, strict=True):
+            observe = make()
+            start = time.perf_counter()
+            for message in batch:
+                observe(message)
+            times.append((time.perf_counter() - start) / len(batch))
+    return [min(times) for times in timings]
 
 
 def check_same_verdicts(messages: Sequence[BaseMessage]) -> None:
@@ -307,20 +315,19 @@ def main() -> None:
         for message in history:
             warm.observe(message)
         state = warm.to_state()
-        restore = functools.partial(_restored_observe, state)
-        incremental = per_message_seconds(restore, batch, repeats)
+        restorers = [functools.partial(_restored_observe, state)]
+        if against is not None:
+            restorers.append(functools.partial(_restored_observe, state, against[1]))
+        incremental, *earlier = per_message_seconds(restorers, batch, repeats)
         replay = functools.partial(_naive_observe, history)
-        naive = per_message_seconds(replay, batch[:naive_batch], max(1, repeats // 3))
+        (naive,) = per_message_seconds([replay], batch[:naive_batch], max(1, repeats // 3))
         costs[length] = incremental
         row = (
             f"{length:>8}  {incremental * 1e6:>10.1f}µs  {naive * 1e6:>10.0f}µs  "
             f"{naive / incremental:>9.0f}x  {len(json.dumps(state)):>6}B"
         )
-        if against is not None:
-            earlier = per_message_seconds(
-                functools.partial(_restored_observe, state, against[1]), batch, repeats
-            )
-            row += f"  {earlier * 1e6:>10.1f}µs  {earlier / incremental:>7.1f}x"
+        if earlier:
+            row += f"  {earlier[0] * 1e6:>10.1f}µs  {earlier[0] / incremental:>7.1f}x"
         print(row)
     longest, shortest = max(HISTORY_LENGTHS), min(HISTORY_LENGTHS)
     ratio = costs[longest] / costs[shortest]
