@@ -223,7 +223,8 @@ def detector_at(revision: str) -> type:
             source = git("show", f"{revision}:{folder}/{file}")
             (package / file).write_text(source.replace("langchain_escalate.detector.", f"{name}."))
     sys.path.insert(0, str(package.parent))
-    return importlib.import_module(name).StuckDetector
+    detector: type = importlib.import_module(name).StuckDetector
+    return detector
 
 
 def adversarial(size: int) -> None:
@@ -340,14 +341,16 @@ def main() -> None:
 
 
 def _fresh_observe(detector: Any) -> Callable[[BaseMessage], Any]:
-    return detector().observe
+    observe: Callable[[BaseMessage], Any] = detector().observe
+    return observe
 
 
 def _restored_observe(
     state: dict[str, Any], detector: Any = StuckDetector
 ) -> Callable[[BaseMessage], Verdict]:
     # An earlier revision restores the same state: the format has not changed.
-    return detector.from_state(state).observe
+    observe: Callable[[BaseMessage], Verdict] = detector.from_state(state).observe
+    return observe
 
 
 def _naive_observe(history: Sequence[BaseMessage]) -> Callable[[BaseMessage], Verdict]:

@@ -161,7 +161,8 @@ def _substitute(collapsed: str) -> str:
             position = floor = signal + 1  # a hex group after it may start a token
         else:
             # The rest of this run is inside a word: no token starts there.
-            position = floor = _HEX_RUN.match(collapsed, signal).end()
+            run = _HEX_RUN.match(collapsed, signal)  # always matches, if only the digit
+            position = floor = run.end() if run is not None else signal + 1
     if not parts:
         return collapsed
     parts.append(collapsed[done:])
