@@ -15,17 +15,24 @@ rules: it replays the history through a fresh ``StuckDetector``), in the same
 run. The incremental cost should not grow with the history (target: at 10,000
 within 1.5x of the cost at 100).
 
-Run: python benchmarks/detector.py [--quick]
+``--against REV`` adds a third detector to both parts: the package's detector
+as it was at git revision REV (loaded from git beside the current one), so that
+a change is measured against the commit before it in one run.
+
+Run: python benchmarks/detector.py [--quick] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,38 +147,55 @@ def _output(generator: random.Random, size: int, step: int) -> str:
 
 
 def per_message_costs(
-    make: Callable[[], Callable[[BaseMessage], Any]], batch: Sequence[BaseMessage], repeats: int
-) -> list[float]:
-    """Seconds per message, each the best of ``repeats`` passes with a fresh ``make()``."""
-    best = [float("inf")] * len(batch)
+    makers: Sequence[Callable[[], Callable[[BaseMessage], Any]]],
+    batch: Sequence[BaseMessage],
+    repeats: int,
+) -> list[list[float]]:
+    """Seconds per message for each maker, each the best of ``repeats`` passes with a fresh
+    ``make()``; the makers take turns pass by pass, so a change in the machine's load
+    weighs on all of them alike."""
+    best = [[float("inf")] * len(batch) for _ in makers]
     for _ in range(repeats):
-        observe = make()
-        for position, message in enumerate(batch):
-            start = time.perf_counter()
-            observe(message)
-            best[position] = min(best[position], time.perf_counter() - start)
+        for costs, make in zip(best, makers, strict=True):
+            observe = make()
+            for position, message in enumerate(batch):
+                start = time.perf_counter()
+                observe(message)
+                costs[position] = min(costs[position], time.perf_counter() - start)
     return best
 
 
-def by_size(repeats: int, steps: int) -> None:
+def by_size(repeats: int, steps: int, against: tuple[str, type] | None = None) -> None:
     print(f"part 1: cost per message by size (best of {repeats} per message, {2 * steps} messages)")
-    print(
+    header = (
         f"{'observations':>12}  {'median':>9}  {'p90':>9}  {'baseline median':>15}  "
         f"{'baseline p90':>12}  {'speed-up':>8}"
     )
+    if against is not None:
+        header += f"  {against[0] + ' median':>15}  {against[0] + ' p90':>12}  {'speed-up':>8}"
+    print(header)
     medians = {}
     for label, size in SIZES.items():
         messages = coding_conversation(size, steps)
         if label == "short":
             messages = conversation(2 * steps + 1)
-        new = per_message_costs(lambda: StuckDetector().observe, messages, repeats)
-        old = per_message_costs(lambda: BaselineDetector().observe, messages, repeats)
+        makers = [StuckDetector, BaselineDetector] + ([against[1]] if against else [])
+        new, old, *earlier = per_message_costs(
+            [functools.partial(_fresh_observe, maker) for maker in makers], messages, repeats
+        )
         median, old_median = statistics.median(new), statistics.median(old)
         medians[label] = median
-        print(
+        row = (
             f"{label:>12}  {median * 1e6:>7.1f}µs  {_p90(new) * 1e6:>7.1f}µs  "
             f"{old_median * 1e6:>13.1f}µs  {_p90(old) * 1e6:>10.1f}µs  {old_median / median:>7.1f}x"
         )
+        if earlier:
+            earlier_median = statistics.median(earlier[0])
+            row += (
+                f"  {earlier_median * 1e6:>13.1f}µs  {_p90(earlier[0]) * 1e6:>10.1f}µs  "
+                f"{earlier_median / median:>7.1f}x"
+            )
+        print(row)
     at_1kb, at_20kb = medians["1 KB"] * 1e6, medians["20 KB"] * 1e6
     print(
         f"median at 1 KB: {at_1kb:.1f}µs (target <= {TARGET_1KB_US:.0f}µs: "
@@ -179,6 +203,28 @@ def by_size(repeats: int, steps: int) -> None:
         f"20 KB / 1 KB: {at_20kb / at_1kb:.1f}x (target <= {TARGET_20KB_FACTOR:.0f}x: "
         f"{'ok' if at_20kb <= TARGET_20KB_FACTOR * at_1kb else 'ABOVE TARGET'})"
     )
+
+
+def detector_at(revision: str) -> type:
+    """Load the package's ``StuckDetector`` as it was at a git revision, beside the current one."""
+    root = Path(__file__).resolve().parents[1]
+    folder = "langchain_escalate/detector"
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(root), *args]
+        # git itself, with the revision the person running the benchmark asked for.
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
+
+    name = "detector_at_" + "".join(c if c.isalnum() else "_" for c in revision)
+    package = Path(tempfile.mkdtemp(prefix="detector-benchmark-")) / name
+    package.mkdir()
+    for file in git("ls-tree", "--name-only", f"{revision}:{folder}").split():
+        if file.endswith(".py"):
+            source = git("show", f"{revision}:{folder}/{file}")
+            (package / file).write_text(source.replace("langchain_escalate.detector.", f"{name}."))
+    sys.path.insert(0, str(package.parent))
+    detector: type = importlib.import_module(name).StuckDetector
+    return detector
 
 
 def adversarial(size: int) -> None:
@@ -217,17 +263,21 @@ class NaiveDetector:
 
 
 def per_message_seconds(
-    make: Callable[[], Callable[[BaseMessage], Verdict]], batch: Sequence[BaseMessage], repeats: int
-) -> float:
-    """Best-of-``repeats`` mean seconds per message to observe ``batch`` with a fresh ``make()``."""
-    timings = []
+    makers: Sequence[Callable[[], Callable[[BaseMessage], Verdict]]],
+    batch: Sequence[BaseMessage],
+    repeats: int,
+) -> list[float]:
+    """Best-of-``repeats`` mean seconds per message to observe ``batch``, for each maker
+    (a fresh ``make()`` per pass; the makers take turns pass by pass)."""
+    timings: list[list[float]] = [[] for _ in makers]
     for _ in range(repeats):
-        observe = make()
-        start = time.perf_counter()
-        for message in batch:
-            observe(message)
-        timings.append((time.perf_counter() - start) / len(batch))
-    return min(timings)
+        for times, make in zip(timings, makers, strict=True):
+            observe = make()
+            start = time.perf_counter()
+            for message in batch:
+                observe(message)
+            times.append((time.perf_counter() - start) / len(batch))
+    return [min(times) for times in timings]
 
 
 def check_same_verdicts(messages: Sequence[BaseMessage]) -> None:
@@ -240,9 +290,13 @@ def check_same_verdicts(messages: Sequence[BaseMessage]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--against", metavar="REV", help="also measure the detector at this git revision"
+    )
     args = parser.parse_args()
+    against = (args.against, detector_at(args.against)) if args.against else None
     batch_size, naive_batch, repeats = (50, 2, 2) if args.quick else (400, 5, 7)
-    by_size(repeats=3 if args.quick else 7, steps=50 if args.quick else 200)
+    by_size(repeats=3 if args.quick else 7, steps=50 if args.quick else 200, against=against)
     adversarial(8_000 if args.quick else 20_000)
 
     check_same_verdicts(conversation(400, seed=1))
@@ -251,7 +305,10 @@ def main() -> None:
         f"part 2: cost per message by history length (best of {repeats}; "
         f"{batch_size} messages, naive {naive_batch})"
     )
-    print(f"{'history':>8}  {'incremental':>12}  {'naive':>12}  {'naive/incr':>10}  {'state':>7}")
+    header = f"{'history':>8}  {'incremental':>12}  {'naive':>12}  {'naive/incr':>10}  {'state':>7}"
+    if against is not None:
+        header += f"  {against[0]:>12}  {'speed-up':>8}"
+    print(header)
     costs = {}
     for length in HISTORY_LENGTHS:
         history, batch = messages[:length], messages[length : length + batch_size]
@@ -259,15 +316,20 @@ def main() -> None:
         for message in history:
             warm.observe(message)
         state = warm.to_state()
-        restore = functools.partial(_restored_observe, state)
-        incremental = per_message_seconds(restore, batch, repeats)
+        restorers = [functools.partial(_restored_observe, state)]
+        if against is not None:
+            restorers.append(functools.partial(_restored_observe, state, against[1]))
+        incremental, *earlier = per_message_seconds(restorers, batch, repeats)
         replay = functools.partial(_naive_observe, history)
-        naive = per_message_seconds(replay, batch[:naive_batch], max(1, repeats // 3))
+        (naive,) = per_message_seconds([replay], batch[:naive_batch], max(1, repeats // 3))
         costs[length] = incremental
-        print(
+        row = (
             f"{length:>8}  {incremental * 1e6:>10.1f}µs  {naive * 1e6:>10.0f}µs  "
             f"{naive / incremental:>9.0f}x  {len(json.dumps(state)):>6}B"
         )
+        if earlier:
+            row += f"  {earlier[0] * 1e6:>10.1f}µs  {earlier[0] / incremental:>7.1f}x"
+        print(row)
     longest, shortest = max(HISTORY_LENGTHS), min(HISTORY_LENGTHS)
     ratio = costs[longest] / costs[shortest]
     status = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
@@ -278,8 +340,17 @@ def main() -> None:
     print(f"median incremental cost: {statistics.median(costs.values()) * 1e6:.1f}µs per message")
 
 
-def _restored_observe(state: dict[str, Any]) -> Callable[[BaseMessage], Verdict]:
-    return StuckDetector.from_state(state).observe
+def _fresh_observe(detector: Any) -> Callable[[BaseMessage], Any]:
+    observe: Callable[[BaseMessage], Any] = detector().observe
+    return observe
+
+
+def _restored_observe(
+    state: dict[str, Any], detector: Any = StuckDetector
+) -> Callable[[BaseMessage], Verdict]:
+    # An earlier revision restores the same state: the format has not changed.
+    observe: Callable[[BaseMessage], Verdict] = detector.from_state(state).observe
+    return observe
 
 
 def _naive_observe(history: Sequence[BaseMessage]) -> Callable[[BaseMessage], Verdict]:

@@ -72,6 +72,9 @@ class StuckDetector:
         """Create a detector that has seen no message yet."""
         self.config = config or DetectorConfig()
         self._state = _State()
+        # Raw tool-call ids of the pending action to their hashes (the state keeps only
+        # the hashes), so that each answer need not hash its id again; empty after a restore.
+        self._hashed_ids: dict[str | None, str | None] = {}
 
     @property
     def count(self) -> int:
@@ -111,7 +114,7 @@ class StuckDetector:
             )
             raise TypeError(msg)
         state.count = index + 1
-        return self._settle(held)
+        return self._settle(held) if held else NOT_STUCK
 
     def record_failure(self, reason: str) -> Verdict:
         """Count a failure the caller saw that left no message in the conversation.
@@ -197,11 +200,12 @@ class StuckDetector:
         state.pending = None  # an action still waiting for results is abandoned
         calls = calls_of(message) if message.tool_calls else []
         if calls:
+            ids = self._hashed_ids = {call.id: _id_key(call.id) for call in calls}
             state.pending = _Pending(
-                index=index,
-                action=action_key(calls),
-                label=action_label(calls),
-                calls=[_PendingCall(id=_id_key(call.id), key=call.key) for call in calls],
+                index,
+                action_key(calls),
+                action_label(calls),
+                [_PendingCall(ids[call.id], call.key) for call in calls],
             )
             state.same_reply.reset()
             return self._count_step(index)
@@ -218,9 +222,13 @@ class StuckDetector:
 
     def _on_tool(self, message: ToolMessage, index: int) -> list[_Held]:
         pending = self._state.pending
-        call = pending.answerable(_id_key(message.tool_call_id)) if pending else None
-        if pending is None or call is None:
+        if pending is None:
             return []  # answers no pending call: nothing to compare it with
+        call_id = message.tool_call_id
+        hashed = self._hashed_ids.get(call_id)
+        call = pending.answerable(hashed if hashed is not None else _id_key(call_id))
+        if call is None:
+            return []
         text = content_text(message.content)
         error = self._is_failure(message, text)
         if error and not pending.error:
@@ -233,7 +241,7 @@ class StuckDetector:
             seen = seen.replace(message.tool_call_id, "<id>")
         call.answer = short_hash(("error\x00" if error else "\x00") + seen)
         pending.tool_indices.append(index)
-        if any(call.answer is None for call in pending.calls):
+        if len(pending.calls) > 1 and any(call.answer is None for call in pending.calls):
             return []
         self._state.pending = None
         return self._on_observation(pending)
@@ -241,7 +249,10 @@ class StuckDetector:
     def _on_observation(self, pending: _Pending) -> list[_Held]:
         state, config = self._state, self.config
         indices = [pending.index, *pending.tool_indices]
-        observation = short_hash("\x00".join(sorted(f"{c.key}:{c.answer}" for c in pending.calls)))
+        answers = [f"{call.key}:{call.answer}" for call in pending.calls]
+        if len(answers) > 1:
+            answers.sort()
+        observation = short_hash("\x00".join(answers))
         pair = short_hash(pending.action + observation)
         note = f'{pending.label} returned "{pending.excerpt}"'
         held: list[_Held] = []
@@ -476,7 +487,7 @@ def _id_key(call_id: str | None) -> str | None:
     return None if call_id is None else short_hash(call_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """A rule's window: consecutive like steps (or a plain count, with an empty key)."""
 
@@ -500,18 +511,19 @@ class _Run:
 
     def reset(self) -> None:
         """Empty the window."""
-        self.length, self.key, self.start, self.note = 0, "", None, ""
-        self.indices.clear()
+        if self.length or self.indices or self.start is not None or self.key or self.note:
+            self.length, self.key, self.start, self.note = 0, "", None, ""
+            self.indices.clear()
 
 
-@dataclass
+@dataclass(slots=True)
 class _PendingCall:
     id: str | None
     key: str
     answer: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """An action whose tool results are still coming in."""
 
@@ -525,19 +537,24 @@ class _Pending:
 
     def answerable(self, call_id: str | None) -> _PendingCall | None:
         """Return the unanswered call a tool message with this (hashed) id answers."""
-        unanswered = [call for call in self.calls if call.answer is None]
-        by_id = next((call for call in unanswered if call.id == call_id), None)
-        return by_id or next((call for call in unanswered if call.id is None), None)
+        without_id = None
+        for call in self.calls:
+            if call.answer is None:
+                if call.id == call_id:
+                    return call
+                if without_id is None and call.id is None:
+                    without_id = call
+        return without_id
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pair:
     key: str
     indices: list[int]
     label: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     count: int = 0
     steps: _Run = field(default_factory=_Run)
@@ -551,7 +568,7 @@ class _State:
     newer_pair: _Pair | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Held:
     """A rule that holds at this message, with its window and the sentence that says why."""
 

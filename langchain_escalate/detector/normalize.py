@@ -32,11 +32,7 @@ WINDOW = 2048
 _SPOKEN_AFTER = re.compile(r"(?<![A-Za-z])(?i:took|elapsed|latency|duration|in|after)(?::|: | )\Z")
 """Words after which a number with a spoken unit is a measured duration (``took 3 seconds``)."""
 
-_VOLATILE = re.compile(
-    # The first character is consumed by the class (the engine's fast skip), then the
-    # look-behind checks that it starts a word: the character before it is no letter or
-    # digit (an underscore may come before: "req_8f14e45fceea167a").
-    r"[0-9a-fA-FMTWS](?<![0-9A-Za-z].)(?:"
+_VOLATILE_BODY = (
     # A UUID, or a long hex id (request ids, hashes, trace ids); ``_replace`` keeps
     # ids without both a letter and a digit (long plain numbers: amounts, card numbers).
     r"[0-9a-fA-F]{7}(?:(?P<uuid>-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"
@@ -44,8 +40,9 @@ _VOLATILE = re.compile(
     # HTTP dates: "Sat, 28 Nov 2026 17:50:31 GMT".
     r"|(?<=[MTWFS])(?P<http>(?:on|ue|hu|ed|ri|at|un), \d{1,2} "
     r"[A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d(?: GMT)?\b)"
-    # The rest start with a decimal digit.
-    r"|(?<=\d)(?:"
+    # The rest start with a decimal digit. A number followed by a space and a
+    # character that starts no unit (a line number, a count) is rejected at once.
+    r"|(?<=\d)(?! [^m\u00b5unsMS\u017f])(?:"
     # A date with a time of day (ISO 8601 and the common "2024-05-20 10:00:01" form).
     r"(?P<time>\d{3}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:[.,]\d{1,9})?)?"
     r"(?: ?(?:Z|UTC|GMT|[+-]\d\d:?\d\d))?(?![\d:]))"
@@ -54,10 +51,34 @@ _VOLATILE = re.compile(
     r"|(?P<address>(?<=0)x[0-9a-fA-F]+\b)"
     # Timings: "12ms", "1.5s", "0.3 s"; and, after a word of ``_SPOKEN_AFTER``
     # (checked by ``_replace``), "took 3 seconds", "elapsed: 2 minutes".
-    r"|\d*(?:\.\d+)? ?(?:(?P<duration>(?:ms|µs|us|ns|s)\b)"
+    r"|\d*(?:\.\d+)? ?(?:(?P<duration>(?:ms|\u00b5s|us|ns|s)\b)"
     r"|(?P<spoken>(?i:milliseconds?|seconds?|secs?|minutes?|mins?)\b))"
-    r"))"
+    r")"
 )
+"""The volatile tokens, after their first character (matched by the class before)."""
+
+_VOLATILE = re.compile(
+    # The first character is consumed by the class (the engine's fast skip), then the
+    # look-behind checks that it starts a word: the character before it is no letter or
+    # digit (an underscore may come before: "req_8f14e45fceea167a").
+    r"[0-9a-fA-FMTWS](?<![0-9A-Za-z].)(?:" + _VOLATILE_BODY + ")"
+)
+_VOLATILE_QUICK = re.compile(
+    # ``_VOLATILE`` without the hex letters a-f/A-E in its first class: in prose and
+    # code a third of all characters are those letters, and each one costs the
+    # engine a match attempt. A token that starts with one of them is a UUID or a
+    # hex id; where one may start, a signal group matches instead, and the caller
+    # tries ``_VOLATILE`` at the start of that hex run (a UUID's "-hhhh-" after 8 hex
+    # characters; a digit right after a hex letter in a run of 16 hex characters: a
+    # hex id's first digit).
+    r"[0-9MTWSF-](?:"
+    r"(?<=-)(?<=[0-9a-fA-F]{8}-)(?=[0-9a-fA-F]{4}-)(?P<letter_uuid>)"
+    r"|(?<=[a-fA-F]\d)(?:(?<=[0-9a-fA-F]{9})|(?=[0-9a-fA-F]{7}))(?P<letter_hexid>)"
+    r"|(?<=[0-9MTWSF])(?<![0-9A-Za-z].)(?:" + _VOLATILE_BODY + "))"
+)
+_SIGNALS = frozenset({"letter_uuid", "letter_hexid"})
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+_HEX_RUN = re.compile(r"[0-9a-fA-F]*")
 _PLACEHOLDERS = {
     "uuid": "<uuid>",
     "hexid": "<hex>",
@@ -69,6 +90,13 @@ _PLACEHOLDERS = {
     "spoken": "<duration>",
 }
 _DIGITS = frozenset("0123456789")
+_ASCII_DIGITS = "0123456789"
+_ASCII_SPACES = "\n" + "".join(
+    character
+    for character in map(chr, range(128))
+    if character.isspace() and character not in " \n"
+)
+"""White space that ``str.split`` cuts at, besides the blank (the newline first: the usual one)."""
 _DIGIT = re.compile(r"\d")
 
 
@@ -93,10 +121,69 @@ def normalize_text(text: str) -> str:
         >>> normalize_text("status: running, 3 of 10 done")
         'status: running, 3 of 10 done'
     """
-    collapsed = " ".join(text.split())
-    if _DIGIT.search(collapsed) is None:
-        return collapsed  # every volatile token has a digit: nothing to replace
-    return _VOLATILE.sub(_replace, collapsed)
+    if not text.isascii():
+        collapsed = " ".join(text.split())
+        if _DIGIT.search(collapsed) is None:
+            return collapsed  # every volatile token has a digit: nothing to replace
+    else:
+        # The same two checks, with substring searches (C's memchr) instead of a split
+        # and a pattern: an argument or a one-line reply usually has nothing to do.
+        collapsed = text if _is_collapsed(text) else " ".join(text.split())
+        if not _has_digit(collapsed):
+            return collapsed
+    return _substitute(collapsed)
+
+
+def _substitute(collapsed: str) -> str:
+    """``_VOLATILE.sub(_replace, collapsed)``, mostly by the quicker pattern."""
+    parts: list[str] = []
+    done = 0  # the text before is settled
+    floor = 0  # no hex run that starts before this is left to examine
+    position = 0  # where the quick pattern goes on
+    while True:
+        for match in _VOLATILE_QUICK.finditer(collapsed, position):
+            if match.lastgroup in _SIGNALS:
+                break
+            parts += (collapsed[done : match.start()], _replace(match))
+            done = match.end()
+        else:
+            break
+        # A UUID or a hex id may start with a hex letter at the start of this hex run:
+        # try the full pattern there (its look-behinds see what comes before).
+        signal = match.start()
+        low = max(done, floor)
+        start = low + len(collapsed[low:signal].rstrip(_HEX_DIGITS))
+        token = _VOLATILE.match(collapsed, start)
+        if token is not None:
+            parts += (collapsed[done:start], _replace(token))
+            position = floor = done = token.end()
+        elif collapsed[signal] == "-":
+            position = floor = signal + 1  # a hex group after it may start a token
+        else:
+            # The rest of this run is inside a word: no token starts there.
+            run = _HEX_RUN.match(collapsed, signal)  # always matches, if only the digit
+            position = floor = run.end() if run is not None else signal + 1
+    if not parts:
+        return collapsed
+    parts.append(collapsed[done:])
+    return "".join(parts)
+
+
+def _is_collapsed(text: str) -> bool:
+    # True when " ".join(text.split()) == text, for an ASCII text.
+    if "  " in text or text[:1] == " " or text[-1:] == " ":
+        return False
+    for space in _ASCII_SPACES:  # noqa: SIM110 (a loop: cheaper than all() over a generator)
+        if space in text:
+            return False
+    return True
+
+
+def _has_digit(text: str) -> bool:
+    for digit in _ASCII_DIGITS:  # noqa: SIM110 (a loop: cheaper than any() over a generator)
+        if digit in text:
+            return True
+    return False
 
 
 def fingerprint(text: str, *, window: int = WINDOW, exact_middle: bool = False) -> str:

@@ -16,16 +16,25 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeGuard
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _encode_string
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
-from langchain_escalate.detector.normalize import fingerprint, normalize_text  # noqa: F401 (re-exported: it lived here)
+from langchain_escalate.detector.normalize import (  # normalize_text: re-exported, it lived here
+    WINDOW,
+    fingerprint,
+    normalize_text,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from langchain_core.messages import AIMessage, ToolMessage
 
 HASH_BYTES = 8
 """Digest size of step hashes: 16 hex characters, plenty to tell a conversation's steps apart."""
+
+_EMPTY_HASH = hashlib.blake2b(digest_size=HASH_BYTES)
 
 LABEL_LIMIT = 80
 """Longest excerpt of an action or an observation kept for a verdict's reason."""
@@ -69,8 +78,7 @@ _CONFIDENCE_LINE = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """One tool call, reduced to what identifies it.
 
     Attributes:
@@ -91,9 +99,13 @@ def short_hash(text: str) -> str:
         >>> short_hash("a") == short_hash("a") != short_hash("b")
         True
     """
-    return hashlib.blake2b(
-        text.encode("utf-8", "surrogatepass"), digest_size=HASH_BYTES
-    ).hexdigest()
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from a JSON "\\ud800" escape) is kept
+        data = text.encode("utf-8", "surrogatepass")
+    hasher = _EMPTY_HASH.copy()  # cheaper than building a hasher with its parameters
+    hasher.update(data)
+    return hasher.hexdigest()
 
 
 def content_text(content: str | list[Any]) -> str:
@@ -134,15 +146,18 @@ def calls_of(message: AIMessage) -> list[Call]:
     Returns:
         One ``Call`` per tool call; empty for a reply.
     """
-    calls = [
-        Call(
-            id=call.get("id"),
-            key=short_hash(call["name"] + "\x00" + _canonical_args(call.get("args", {}))),
-            label=_call_label(call["name"], call.get("args", {})),
-        )
-        for call in message.tool_calls
-    ]
-    return sorted(calls, key=lambda call: call.key)
+    calls = []
+    for call in message.tool_calls:
+        name, args = call["name"], call.get("args", {})
+        key = short_hash(name + "\x00" + _canonical_args(args))
+        calls.append(Call(call.get("id"), key, _call_label(name, args)))
+    if len(calls) > 1:
+        calls.sort(key=_call_key)
+    return calls
+
+
+def _call_key(call: Call) -> str:
+    return call.key
 
 
 def action_key(calls: list[Call]) -> str:
@@ -152,6 +167,8 @@ def action_key(calls: list[Call]) -> str:
 
 def action_label(calls: list[Call]) -> str:
     """Return a short human-readable rendering of an action."""
+    if len(calls) == 1:
+        return calls[0].label  # already shortened, and shortening is idempotent
     return shorten(" + ".join(call.label for call in calls))
 
 
@@ -283,6 +300,11 @@ def shorten(text: str, limit: int = LABEL_LIMIT) -> str:
     Reads only the start of ``text``: bounded work whatever its length.
     """
     start = 0 if text[:1].strip() else len(text) - len(text.lstrip())
+    # Collapsing a prefix gives a prefix of the collapsed text: when a short head
+    # already fills the limit, the longer one would be cut at the same place.
+    quick = " ".join(text[start : start + limit + limit // 4].split())
+    if len(quick) > limit:
+        return quick[: limit - 1] + "…"
     head = text[start : start + limit * 4]
     cut = " ".join(head.split())
     if len(cut) <= limit and start + len(head) >= len(text.rstrip()):
@@ -335,56 +357,48 @@ def _is_number(value: Any) -> TypeGuard[float]:
 
 
 def _canonical_args(args: Any) -> str:
-    # _normalize_values already returns plain JSON data: dump it directly.
-    return json.dumps(
-        _normalize_values(args),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_unknown,
-    )
-
-
-def _normalize_values(value: Any, depth: int = 0) -> Any:
-    # _plain's job (string keys, sorted sets, bounded depth, huge integers) plus
-    # normalized strings, in one walk.
-    if isinstance(value, str):
-        return fingerprint(value, exact_middle=True)
-    if depth > MAX_DEPTH:
-        return TOO_DEEP
-    if isinstance(value, dict):
-        return {_key(key): _normalize_values(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_normalize_values(item, depth + 1) for item in value]
-    return _plain(value, depth)
+    if type(args) is not dict:
+        return _dumps(_plain(args, 0, _normalize_string))
+    # The usual flat dict of strings, without a call per value (same result as _plain).
+    plain = {}
+    for key, value in args.items():
+        plain[key if type(key) is str else _key(key)] = (
+            _normalize_string(value) if type(value) is str else _plain(value, 1, _normalize_string)
+        )
+    return _dumps(plain)
 
 
 def _canonical_json(value: Any) -> str:
-    return json.dumps(
-        _plain(value),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_unknown,
-    )
+    return _dumps(_plain(value))
 
 
-def _plain(value: Any, depth: int = 0) -> Any:
+def _normalize_string(text: str) -> str:
+    if len(text) <= 2 * WINDOW:
+        return normalize_text(text)  # what fingerprint does with it, one call less
+    return fingerprint(text, exact_middle=True)
+
+
+def _plain(value: Any, depth: int = 0, strings: Callable[[str], str] | None = None) -> Any:
     # String keys (json cannot sort mixed key types), sorted sets (a set's order
     # changes between processes, and hashes must not), bounded depth (no
     # RecursionError), and huge integers in hex (Python refuses to print more
-    # than 4300 decimal digits).
+    # than 4300 decimal digits). ``strings``, when given, rewrites every string
+    # value outside sets (tool-call arguments are compared normalized).
+    if strings is not None and isinstance(value, str):
+        return strings(value)
     if depth > MAX_DEPTH:
         return TOO_DEEP
     if isinstance(value, dict):
-        return {_key(key): _plain(item, depth + 1) for key, item in value.items()}
+        return {
+            key if type(key) is str else _key(key): _plain(item, depth + 1, strings)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [_plain(item, depth + 1) for item in value]
+        return [_plain(item, depth + 1, strings) for item in value]
     if isinstance(value, (set, frozenset)):
         return sorted((_plain(item, depth + 1) for item in value), key=_canonical_json)
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _INT_BITS:
-        return hex(value)
-    return value
+    huge = isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _INT_BITS
+    return hex(value) if huge else value
 
 
 def _key(key: Any) -> str:
@@ -401,21 +415,53 @@ def _unknown(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_unknown
+)
+"""``json.dumps`` with these options, without building an encoder on every call."""
+
+# The C encoder json.dumps builds on every call, built once. Without the circular-
+# reference check: ``_plain`` hands it fresh containers of bounded depth, never a cycle.
+_C_ENCODE = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None,
+        _unknown,
+        _encode_string,
+        None,
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        _ENCODER.sort_keys,
+        _ENCODER.skipkeys,
+        _ENCODER.allow_nan,
+    )
+)
+
+
+def _dumps(value: Any) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
+
+
 def _call_label(name: str, args: Any) -> str:
     if not isinstance(args, dict):
-        return shorten(f"{name}({_canonical_json(_label_value(args))})")
+        return shorten(f"{name}({_label_json(args)})")
     rendered: list[str] = []
     length = len(name)
     for key, value in args.items():
         if length > LABEL_LIMIT:
             rendered.append("…")  # the label is cut at LABEL_LIMIT anyway
             break
-        part = f"{key}={_canonical_json(_label_value(value))}"
+        part = f"{key}={_label_json(value)}"
         rendered.append(part)
         length += len(part) + 2
     return shorten(f"{name}({', '.join(rendered)})")
 
 
-def _label_value(value: Any) -> Any:
+def _label_json(value: Any) -> str:
     # A label shows LABEL_LIMIT characters: no need to serialize a 1 MB argument for it.
-    return value[: LABEL_LIMIT * 2] if isinstance(value, str) else value
+    if isinstance(value, str):
+        return _encode_string(value[: LABEL_LIMIT * 2])  # what _ENCODER does with a string
+    return _canonical_json(value)
