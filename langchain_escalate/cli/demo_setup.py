@@ -11,6 +11,7 @@ A side not named by a flag stays a labelled stand-in.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -123,10 +124,16 @@ def _local_server(progress: Callable[[str], None]) -> Iterator[str]:
         "the first start also unpacks it..."
     )
     started_at = time.monotonic()
+    # What the run imports anyway (LangGraph for the agent, litellm for the
+    # prices) takes seconds: it runs beside the model's loading, not after it.
+    importing = threading.Thread(target=_import_the_run, name="demo-imports", daemon=True)
+    importing.start()
     try:
-        started = local_model.ensure_running(while_loading=_import_the_run, progress=progress)
+        started = local_model.ensure_running(progress=progress)
     except RuntimeError as error:
         raise DemoSetupError(str(error)) from error
+    finally:
+        importing.join()
     elapsed = time.monotonic() - started_at
     progress(
         f"local model ready in {elapsed:.1f} s"
@@ -142,10 +149,10 @@ def _local_server(progress: Callable[[str], None]) -> Iterator[str]:
 
 
 def _import_the_run() -> None:
-    # What the run imports anyway (LangGraph for the agent, litellm for the
-    # prices), done while the model server loads on the other core.
-    import langchain_escalate.cli.demo_agent  # noqa: F401, PLC0415
-    from langchain_escalate.cost import ensure_offline_price_map  # noqa: PLC0415
+    # A failed import here fails again, with its traceback, where the run imports it.
+    with contextlib.suppress(ImportError):
+        import langchain_escalate.cli.demo_agent  # noqa: F401, PLC0415
+        from langchain_escalate.cost import ensure_offline_price_map  # noqa: PLC0415
 
-    ensure_offline_price_map()
-    import litellm  # noqa: F401, PLC0415
+        ensure_offline_price_map()
+        import litellm  # noqa: F401, PLC0415

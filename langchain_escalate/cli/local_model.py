@@ -95,7 +95,6 @@ def ensure_running(
     *,
     files: ServerFiles | None = None,
     timeout_s: float = START_TIMEOUT_S,
-    while_loading: Callable[[], object] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> bool:
     """Start the server in the background unless it already answers; wait until it does.
@@ -103,8 +102,6 @@ def ensure_running(
     Args:
         files: Where the pid and the log go (default: ``ServerFiles.default()``).
         timeout_s: How long to wait for the server to answer.
-        while_loading: Run once the server process is started, before waiting for
-            it: the caller's own start-up work then overlaps the model's loading.
         progress: Told every ``PROGRESS_EVERY_S`` seconds that the model is still loading.
 
     Returns:
@@ -136,12 +133,6 @@ def ensure_running(
         )
     files.pid.write_text(f"{process.pid}\n")
     started_at = time.monotonic()
-    if while_loading is not None:
-        try:
-            while_loading()
-        except BaseException:
-            stop(files=files)
-            raise
     deadline = started_at + timeout_s
     next_progress = started_at + PROGRESS_EVERY_S
     while time.monotonic() < deadline:
