@@ -214,6 +214,11 @@ def serve() -> None:
     # otherwise a reply's cached_tokens would depend on which request the server
     # saw before, and re-recording one test would change with the test order.
     params.cache_prompt = False
+    # Gemma 3 attends through a sliding window; with the window's cache only,
+    # llama.cpp cannot cut a reply off the end of the cache, so a request that
+    # asks for prompt reuse read its whole prompt again. The full cache is small
+    # at this size (4096 tokens) and lets a growing transcript be read once.
+    params.swa_full = True
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
