@@ -238,7 +238,9 @@ def server_threads(cpus: int | None = None) -> int:
     when another process (the agent itself, a test runner) holds one of their
     cores, the others spin and wait for it. On 2 cores under load that made one
     thread about three times faster than two (``demo --local``, issue #14), and
-    a 270M model gains little past 4.
+    a 270M model gains little past 4. The count changes the order of llama.cpp's
+    sums, so greedy replies can differ between machines with other core counts
+    (on 2 cores the demo's model now passes another wrong reference).
     """
     cpus = cpus if cpus is not None else os.cpu_count() or 1
     return max(1, min(4, cpus - 1))
