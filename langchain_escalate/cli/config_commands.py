@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import operator
 import os
 import re
 import sys
@@ -245,16 +246,15 @@ def _import_graph(spec: str) -> Any:
     if working_directory not in sys.path:
         sys.path.insert(0, working_directory)
     try:
-        value: Any = importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
     except ImportError as error:
         msg = f"cannot import {module_name!r}: {error}"
         raise GraphImportError(msg) from None
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            msg = f"{module_name!r} has no attribute {attribute!r}"
-            raise GraphImportError(msg)
-        value = getattr(value, part)
-    return value
+    try:
+        return operator.attrgetter(attribute)(module)  # a dotted path walks attributes
+    except AttributeError:
+        msg = f"{module_name!r} has no attribute {attribute!r}"
+        raise GraphImportError(msg) from None
 
 
 def _model_text(model: dict[str, Any] | None, role: str) -> str:

@@ -11,24 +11,11 @@ A side not named by a flag stays a labelled stand-in.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import TYPE_CHECKING
 
 from langchain_escalate.cli import local_model
-from langchain_escalate.cli.demo_agent import (
-    STRONG_MODEL,
-    DemoModels,
-    scripted_models,
-    stand_in_strong,
-)
-from langchain_escalate.cli.demo_models import (
-    LOCAL_MODEL_ID,
-    MissingKeyError,
-    local_weak_model,
-    require_key,
-)
-from langchain_escalate.cost import ModelPrice, PriceBook
-from langchain_escalate.models import ModelRef, price_name
 
 if TYPE_CHECKING:
     import argparse
@@ -36,7 +23,8 @@ if TYPE_CHECKING:
 
     from langchain_core.language_models import BaseChatModel
 
-    from langchain_escalate.cli.demo_agent import Source
+    from langchain_escalate.cli.demo_agent import DemoModels, Source
+    from langchain_escalate.models import ModelRef
 
 
 class DemoSetupError(RuntimeError):
@@ -66,15 +54,30 @@ def demo_models(
     if not (args.local or args.weak or args.strong):
         yield None
         return
-    strong, strong_name, strong_source = _strong(args)
+    # The agent's modules (LangGraph, litellm) take seconds to import: with
+    # --local they are imported while the model loads (_local_server), so not before.
     if args.local:
+        if args.strong:
+            _require_key(args.strong, "--strong")  # before the model starts loading
         with _local_server(progress) as api_base:
+            from langchain_escalate.cli.demo_agent import DemoModels  # noqa: PLC0415
+            from langchain_escalate.cli.demo_models import (  # noqa: PLC0415
+                LOCAL_MODEL_ID,
+                local_weak_model,
+            )
+            from langchain_escalate.cost import ModelPrice, PriceBook  # noqa: PLC0415
+
+            strong, strong_name, strong_source = _strong(args)
             weak = local_weak_model(api_base)
             free = PriceBook({LOCAL_MODEL_ID: ModelPrice(input=0, output=0)})
             yield DemoModels(
                 weak, strong, LOCAL_MODEL_ID, strong_name, "local", strong_source, free
             )
         return
+    from langchain_escalate.cli.demo_agent import DemoModels, scripted_models  # noqa: PLC0415
+    from langchain_escalate.models import ModelRef, price_name  # noqa: PLC0415
+
+    strong, strong_name, strong_source = _strong(args)
     if args.weak:
         _require_key(args.weak, "--weak")
         weak_ref = ModelRef(args.weak, temperature=0)
@@ -89,6 +92,9 @@ def demo_models(
 
 
 def _strong(args: argparse.Namespace) -> tuple[BaseChatModel | ModelRef, str, Source]:
+    from langchain_escalate.cli.demo_agent import STRONG_MODEL, stand_in_strong  # noqa: PLC0415
+    from langchain_escalate.models import ModelRef, price_name  # noqa: PLC0415
+
     if args.strong:
         _require_key(args.strong, "--strong")
         return ModelRef(args.strong, temperature=0), price_name(args.strong), "provider"
@@ -96,6 +102,8 @@ def _strong(args: argparse.Namespace) -> tuple[BaseChatModel | ModelRef, str, So
 
 
 def _require_key(model_id: str, flag: str) -> None:
+    from langchain_escalate.cli.demo_models import MissingKeyError, require_key  # noqa: PLC0415
+
     try:
         require_key(model_id, flag)
     except MissingKeyError as error:
@@ -116,10 +124,16 @@ def _local_server(progress: Callable[[str], None]) -> Iterator[str]:
         "the first start also unpacks it..."
     )
     started_at = time.monotonic()
+    # What the run imports anyway (LangGraph for the agent, litellm for the
+    # prices) takes seconds: it runs beside the model's loading, not after it.
+    importing = threading.Thread(target=_import_the_run, name="demo-imports", daemon=True)
+    importing.start()
     try:
-        started = local_model.ensure_running()
+        started = local_model.ensure_running(progress=progress)
     except RuntimeError as error:
         raise DemoSetupError(str(error)) from error
+    finally:
+        importing.join()
     elapsed = time.monotonic() - started_at
     progress(
         f"local model ready in {elapsed:.1f} s"
@@ -132,3 +146,13 @@ def _local_server(progress: Callable[[str], None]) -> Iterator[str]:
         if started:
             local_model.stop()
             progress("stopped the local model")
+
+
+def _import_the_run() -> None:
+    # A failed import here fails again, with its traceback, where the run imports it.
+    with contextlib.suppress(ImportError):
+        import langchain_escalate.cli.demo_agent  # noqa: F401, PLC0415
+        from langchain_escalate.cost import ensure_offline_price_map  # noqa: PLC0415
+
+        ensure_offline_price_map()
+        import litellm  # noqa: F401, PLC0415

