@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from langchain_escalate.detector.config import RULES, DetectorConfig
 from langchain_escalate.detector.normalize import fingerprint
@@ -152,7 +152,7 @@ class StuckDetector:
         """
         # The pydantic adapter dumps the same dict as dataclasses.asdict, ~20x faster;
         # the node saves this on every step.
-        return {"version": STATE_VERSION, **_state_adapter().dump_python(self._state)}
+        return {"version": STATE_VERSION, **_state_adapter().dump_python(_hashed(self._state))}
 
     @classmethod
     def from_state(
@@ -235,11 +235,7 @@ class StuckDetector:
             pending.error, pending.excerpt = True, shorten(text)
         elif pending.excerpt is None:
             pending.excerpt = shorten(text)
-        # The call's own id may be echoed in its output; it differs on every attempt.
-        seen = fingerprint(text)
-        if message.tool_call_id:
-            seen = seen.replace(message.tool_call_id, "<id>")
-        call.answer = short_hash(("error\x00" if error else "\x00") + seen)
+        call.answer = _Answer(text, message.tool_call_id, error=error)
         pending.tool_indices.append(index)
         if len(pending.calls) > 1 and any(call.answer is None for call in pending.calls):
             return []
@@ -249,11 +245,7 @@ class StuckDetector:
     def _on_observation(self, pending: _Pending) -> list[_Held]:
         state, config = self._state, self.config
         indices = [pending.index, *pending.tool_indices]
-        answers = [f"{call.key}:{call.answer}" for call in pending.calls]
-        if len(answers) > 1:
-            answers.sort()
-        observation = short_hash("\x00".join(answers))
-        pair = short_hash(pending.action + observation)
+        pair = _PairKey(pending.action, pending.calls)
         note = f'{pending.label} returned "{pending.excerpt}"'
         held: list[_Held] = []
         state.same_reply.reset()  # an observation breaks a monologue
@@ -318,17 +310,18 @@ class StuckDetector:
         )
         return [_Held("low_confidence", window, reason)]
 
-    def _alternate(self, pair: str, indices: list[int], label: str) -> list[_Held]:
+    def _alternate(self, pair: str | _PairKey, indices: list[int], label: str) -> list[_Held]:
         state = self._state
         run, older, newer = state.alternation, state.older_pair, state.newer_pair
         if (
             run.length >= _ALTERNATION_START
             and older is not None
             and newer is not None
-            and pair == older.key != newer.key
+            and _same(pair, older.key)
+            and not _same(older.key, newer.key)
         ):
             run.extend(run.key, indices, run.note)
-        elif newer is not None and pair != newer.key:
+        elif newer is not None and not _same(pair, newer.key):
             run.reset()
             run.extend(newer.key, newer.indices, newer.label)
             run.extend(newer.key, indices, f"{newer.label} and {label}")
@@ -446,7 +439,7 @@ class StuckDetector:
         elif isinstance(message, AIMessage) and (before is not None or state.pending is None):
             run.clear()  # an abandoned call, or a step that is not a call
         elif isinstance(message, ToolMessage) and before is not None and state.pending is None:
-            pair = state.newer_pair.key if state.newer_pair and not verdict.stuck else None
+            pair = _value(state.newer_pair.key) if state.newer_pair and not verdict.stuck else None
             if pair is None or before.error:
                 run.clear()
             elif run and pair == run[-1]:
@@ -487,19 +480,103 @@ def _id_key(call_id: str | None) -> str | None:
     return None if call_id is None else short_hash(call_id)
 
 
+class _Answer:
+    """A tool result, hashed only when a comparison needs it (most never are)."""
+
+    __slots__ = ("call_id", "error", "hashed", "text")
+
+    def __init__(self, text: str, call_id: str | None, *, error: bool) -> None:
+        self.error, self.text, self.call_id = error, text, call_id
+        self.hashed: str | None = None
+
+    def hash(self) -> str:
+        if self.hashed is None:
+            # The call's own id may be echoed in its output; it differs on every attempt.
+            seen = fingerprint(self.text)
+            if self.call_id:
+                seen = seen.replace(self.call_id, "<id>")
+            self.hashed = short_hash(("error\x00" if self.error else "\x00") + seen)
+            self.text = ""  # no longer needed: do not keep a large output alive
+        return self.hashed
+
+
+class _PairKey:
+    """An action-and-result key, computed at its first comparison with a key of the same action.
+
+    Normalizing a tool output is most of what a message costs, and the result only
+    matters when the same action came before (keys of different actions never match:
+    the action hash is a fixed-length prefix of what the key hashes). A healthy run
+    rarely repeats an action, so most outputs are never normalized.
+    """
+
+    __slots__ = ("action", "calls", "hashed")
+
+    def __init__(self, action: str, calls: list[_PendingCall]) -> None:
+        self.action, self.calls = action, calls
+        self.hashed: str | None = None
+
+    def hash(self) -> str:
+        if self.hashed is None:
+            answers = [f"{call.key}:{_answer_hash(call.answer)}" for call in self.calls]
+            if len(answers) > 1:
+                answers.sort()
+            self.hashed = short_hash(self.action + short_hash("\x00".join(answers)))
+            self.calls = []
+        return self.hashed
+
+
+def _answer_hash(answer: str | _Answer | None) -> str | None:
+    return answer.hash() if isinstance(answer, _Answer) else answer
+
+
+def _value(key: str | _PairKey) -> str:
+    return key.hash() if isinstance(key, _PairKey) else key
+
+
+def _same(first: str | _PairKey, second: str | _PairKey) -> bool:
+    """Whether two window keys are equal, hashing outputs only when the actions match."""
+    if first is second:
+        return True
+    if isinstance(first, _PairKey) and isinstance(second, _PairKey):
+        if first.action != second.action:
+            return False
+    elif not isinstance(first, _PairKey) and not isinstance(second, _PairKey):
+        return first == second
+    return _value(first) == _value(second)
+
+
+def _hashed(state: _State) -> _State:
+    """Replace the keys not hashed yet by their hashes (in place), for ``to_state``."""
+    for run in (state.same_pair, state.alternation):
+        run.key = _value(run.key)
+    for pair in (state.older_pair, state.newer_pair):
+        if pair is not None:
+            pair.key = _value(pair.key)
+    if state.pending is not None:
+        for call in state.pending.calls:
+            call.answer = _answer_hash(call.answer)
+    return state
+
+
+_LAZY = ConfigDict(arbitrary_types_allowed=True)
+"""Window keys and answers may be unhashed objects in memory; ``to_state`` hashes them first."""
+
+
 @dataclass(slots=True)
 class _Run:
     """A rule's window: consecutive like steps (or a plain count, with an empty key)."""
 
+    __pydantic_config__ = _LAZY
+
     length: int = 0
-    key: str = ""
+    key: str | _PairKey = ""
     start: int | None = None
     indices: list[int] = field(default_factory=list)
     note: str = ""
 
-    def extend(self, key: str, indices: list[int], note: str) -> None:
+    def extend(self, key: str | _PairKey, indices: list[int], note: str) -> None:
         """Add a step with this key; a different key starts the run again."""
-        if self.length and key != self.key:
+        if self.length and not _same(key, self.key):
             self.reset()
         self.length += 1
         self.key, self.note = key, note
@@ -518,9 +595,11 @@ class _Run:
 
 @dataclass(slots=True)
 class _PendingCall:
+    __pydantic_config__ = _LAZY
+
     id: str | None
     key: str
-    answer: str | None = None
+    answer: str | _Answer | None = None
 
 
 @dataclass(slots=True)
@@ -549,7 +628,9 @@ class _Pending:
 
 @dataclass(slots=True)
 class _Pair:
-    key: str
+    __pydantic_config__ = _LAZY
+
+    key: str | _PairKey
     indices: list[int]
     label: str
 
