@@ -6,13 +6,14 @@ Pure (no LangGraph, no litellm at import); see ``docs/confidence.md``.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import math
 import pkgutil
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -50,18 +51,12 @@ class ConfidenceConfig(BaseModel):
 
     Attributes:
         sources: Any of ``verbalized``, ``logprobs``, ``consistency``, ``verify``.
-        samples: k, the extra weak samples ``consistency`` may draw; drawing
-            stops early once the majority answer can no longer change.
-        logprobs_aggregate: ``mean`` (the geometric-mean probability of the
-            answer's tokens) or ``min`` (its least likely token).
+        samples: k, the most extra weak samples ``consistency`` draws.
+        logprobs_aggregate: ``mean`` (geometric-mean token probability) or ``min``.
         verify: ``(reply, state) -> float | bool`` (sync or async), or an import
-            string ``"pkg.module:function"`` (for YAML). Required with ``verify``.
+            string ``"pkg.module:function"``. Required with the ``verify`` source.
         combine: ``(scores: dict[str, float]) -> float``, or an import string;
             ``None`` takes the minimum.
-
-    Example:
-        >>> ConfidenceConfig(sources=["verbalized", "consistency"], samples=5).samples
-        5
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -109,12 +104,12 @@ class ConfidenceResult:
     """What the sources said about one reply.
 
     Attributes:
-        score: The combined confidence, ``None`` when no source had a score.
-        low_source: The source with the lowest score (``None`` with no score).
+        score: The combined confidence; ``None`` when no source had a score.
+        low_source: The source with the lowest score.
         scores: Each source that gave a score, by name.
-        reply: The reply without its ``Confidence:`` line (what the graph keeps).
+        reply: The reply without its ``Confidence:`` line.
         samples: The extra weak samples ``consistency`` drew; their usage is cost.
-        verify_error: ``"ValueError: ..."`` when the verifier raised (a failed check).
+        verify_error: ``"ValueError: ..."`` when the check failed that way.
     """
 
     score: float | None
@@ -126,20 +121,12 @@ class ConfidenceResult:
 
     def to_metadata(self) -> dict[str, Any]:
         """Return the JSON-ready summary for a record or ``response_metadata``."""
+        summary = {"score": self.score, "low_source": self.low_source, "scores": self.scores}
         error = {} if self.verify_error is None else {"verify_error": self.verify_error}
-        return {
-            "score": self.score,
-            "low_source": self.low_source,
-            "scores": self.scores,
-            "samples": len(self.samples),
-            **error,
-        }
+        return {**summary, "samples": len(self.samples), **error}
 
     def scored_reply(self) -> AIMessage:
-        """Return the stripped reply, its combined score where the detector reads it.
-
-        That is ``response_metadata["confidence"]``; ``["confidence_sources"]`` holds the detail.
-        """
+        """Return the reply with its score where the detector reads it (``response_metadata``)."""
         if self.score is None:
             return self.reply
         metadata = {METADATA_KEY: self.score, SOURCES_KEY: self.to_metadata()}
@@ -148,16 +135,11 @@ class ConfidenceResult:
         )
 
     def kept_reply(self) -> AIMessage:
-        """Return ``scored_reply()`` carrying the usage of the samples, which were paid for.
-
-        The samples never enter the state: their usage rides on the reply under
-        ``additional_kwargs[PRUNED_USAGE_KEY]``, where ``summarize_run`` counts it.
-        """
+        """Return ``scored_reply()`` carrying the samples' usage, which was paid for."""
         scored = self.scored_reply()
         if not self.samples:
             return scored
-        # Imported here: cost imports records, which imports LangGraph.
-        from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage  # noqa: PLC0415
+        from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage  # noqa: PLC0415 - LangGraph
 
         usage = {PRUNED_USAGE_KEY: pruned_usage(with_ids(self.samples))}
         return scored.model_copy(
@@ -205,7 +187,7 @@ class ConfidenceScorer:
             tally.add(resample())
         verify = None
         if "verify" in self.config.sources:
-            verify = run_verifier(self.config.verify, reply, state)
+            verify = run_verifier(cast("Callable[..., Any]", self.config.verify), reply, state)
         return self._result(reply, tally, verify)
 
     async def ascore(
@@ -222,7 +204,9 @@ class ConfidenceScorer:
             tally.add(await resample())
         verify = None
         if "verify" in self.config.sources:
-            verify = await arun_verifier(self.config.verify, reply, state)
+            verify = await arun_verifier(
+                cast("Callable[..., Any]", self.config.verify), reply, state
+            )
         return self._result(reply, tally, verify)
 
     def _result(
@@ -287,22 +271,18 @@ def verbalized_score(reply: AIMessage) -> float | None:
 
 def without_verbalized(reply: AIMessage) -> AIMessage:
     """Return the reply without its final ``Confidence: x`` line (for the detector only)."""
-    if isinstance(reply.content, str):
-        stripped = steps.strip_confidence(reply.content)
-        if stripped != reply.content:
-            return reply.model_copy(update={"content": stripped})
+    text = reply.content
+    if isinstance(text, str) and (stripped := steps.strip_confidence(text)) != text:
+        return reply.model_copy(update={"content": stripped})
     return reply
 
 
 def logprob_score(reply: AIMessage, aggregate: Aggregate = "mean") -> float | None:
-    """Return the probability of the reply's answer tokens, from the provider's logprobs.
-
-    A final ``Confidence:`` line's tokens rate the rating, so they are left out.
+    """Return the probability of the answer's tokens (not a ``Confidence:`` line's) from logprobs.
 
     Args:
         reply: Its ``response_metadata["logprobs"]``: OpenAI's shape, dict or object.
-        aggregate: ``mean``: the geometric-mean token probability; ``min``: the
-            least likely token's.
+        aggregate: ``mean``: the geometric-mean token probability; ``min``: the lowest.
 
     Returns:
         A probability in 0..1; ``None`` (and one debug log) without logprobs.
@@ -317,12 +297,9 @@ def logprob_score(reply: AIMessage, aggregate: Aggregate = "mean") -> float | No
     if not tokens:
         logger.debug("logprobs confidence: the reply carries no token logprobs; source absent")
         return None
-    end, seen, values = len(steps.strip_confidence(steps.content_text(reply.content))), 0, []
-    for token, value in tokens:  # the tokens that spell the answer
-        if seen >= end:
-            break
-        values.append(value)
-        seen += len(token)
+    end = len(steps.strip_confidence(steps.content_text(reply.content)))
+    starts = itertools.accumulate((len(token) for token, _ in tokens), initial=0)
+    values = [value for (_, value), start in zip(tokens, starts, strict=False) if start < end]
     values = values or [value for _, value in tokens]
     return math.exp(min(values) if aggregate == "min" else sum(values) / len(values))
 
@@ -371,11 +348,7 @@ class Agreement:
 
 
 def answer_key(message: AIMessage) -> str:
-    """Return what ``consistency`` compares: a call's canonical action, or the normalized text.
-
-    As the detector compares steps: call ids and argument order are ignored,
-    and so is a final ``Confidence:`` line.
-    """
+    """Return what ``consistency`` compares: a call's canonical action, or the normalized text."""
     calls = steps.calls_of(message)
     if calls:
         return "action:" + steps.action_key(calls)
@@ -386,10 +359,9 @@ def answer_key(message: AIMessage) -> str:
 def run_verifier(
     verifier: Callable[..., Any], reply: AIMessage, state: Any
 ) -> tuple[float, str | None]:
-    """Run the check ``(reply, state) -> float | bool``; a raise or bad return scores 0.0.
+    """Run the check ``(reply, state) -> float | bool``: the score, and why it failed if it did.
 
-    Returns:
-        The score and, when the check failed that way, the error text for the record.
+    A check that raises or returns something else scores 0.0; the error text is for the record.
     """
     try:
         outcome = verifier(reply, state)
@@ -419,14 +391,7 @@ async def arun_verifier(
 def combine_scores(
     scores: Mapping[str, float], combine: Callable[[dict[str, float]], float] | None = None
 ) -> tuple[float | None, str | None]:
-    """Combine per-source scores; return the score and the lowest source's name.
-
-    Args:
-        scores: Each source's score.
-        combine: The user's function, its result clipped to 0..1; ``None``: the minimum.
-
-    Returns:
-        ``(score, low_source)``; ``(None, None)`` when no source gave a score.
+    """Return the combined score (clipped to 0..1; ``None``: none) and the lowest source's name.
 
     Example:
         >>> combine_scores({"verbalized": 0.9, "consistency": 0.4})
@@ -441,10 +406,7 @@ def combine_scores(
 
 
 def with_low_source(verdict: Verdict, reply: AIMessage) -> Verdict:
-    """Return a ``low_confidence`` verdict's reason ending ``Lowest source: <name>.``.
-
-    Other verdicts, and replies the sources did not score, are returned unchanged.
-    """
+    """Return ``verdict``; a ``low_confidence`` one on a scored reply names its lowest source."""
     low = _low_source(reply)
     if verdict.rule != "low_confidence" or not low:
         return verdict
@@ -454,16 +416,10 @@ def with_low_source(verdict: Verdict, reply: AIMessage) -> Verdict:
 def review_verdict(
     reply: AIMessage, review_tools: Collection[str], threshold: float | None
 ) -> Verdict:
-    """Return a stuck verdict when a call under review has a confidence below ``threshold``.
+    """Return a stuck verdict when a scored call under review is below ``threshold``.
 
-    Args:
-        reply: The weak model's scored reply.
-        review_tools: Names of the tools whose calls are reviewed.
-        threshold: The detector's ``low_confidence`` threshold (``None``: off).
-
-    Returns:
-        A ``low_confidence`` verdict naming the call, its score and the lowest
-        source; otherwise a calm ``Verdict()``.
+    Its reason names the call, its score and the lowest source. Otherwise, or with
+    ``threshold=None``, a calm ``Verdict()``.
 
     Example:
         >>> from langchain_core.messages import ToolCall
@@ -472,7 +428,7 @@ def review_verdict(
         >>> review_verdict(reply, ["issue_refund"], 0.5).stuck
         True
     """
-    # Imported here: the expert package is heavy, and calibrate imports this module.
+    # Imported here: the expert package is heavy, and the config loader imports this module.
     from langchain_escalate.expert.briefing import describe_call  # noqa: PLC0415
 
     score = reply.response_metadata.get(METADATA_KEY)
