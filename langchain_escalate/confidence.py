@@ -236,6 +236,27 @@ def needs_score(reply: AIMessage, review_tools: Collection[str]) -> bool:
     return not reply.tool_calls or any(call["name"] in review_tools for call in reply.tool_calls)
 
 
+def reviewed_tools(
+    review_tools: Sequence[str], confidence: ConfidenceConfig | None
+) -> frozenset[str]:
+    """Return the names of the tools under review, checked against the confidence sources.
+
+    Raises:
+        TypeError: ``review_tools`` is a string (it would review tools named by letters).
+        ValueError: ``review_tools`` without ``confidence``: nothing would score the calls.
+    """
+    if isinstance(review_tools, str):
+        msg = f"review_tools must be a list of tool names, got the string {review_tools!r}"
+        raise TypeError(msg)
+    if review_tools and confidence is None:
+        msg = (
+            f"review_tools={list(review_tools)!r} needs confidence sources to score the "
+            'calls: e.g. confidence=ConfidenceConfig(sources=["consistency"])'
+        )
+        raise ValueError(msg)
+    return frozenset(review_tools)
+
+
 def with_ids(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     """Give each message without an id an ``esc-`` one, in place, so later steps can find it."""
     for message in messages:

@@ -24,6 +24,7 @@ from langchain_escalate.confidence import (
     ConfidenceScorer,
     needs_score,
     review_verdict,
+    reviewed_tools,
     with_ids,
     with_low_source,
     without_verbalized,
@@ -124,19 +125,10 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> None:
         """Build the middleware; the strong model is resolved at its first call."""
         super().__init__()
-        if isinstance(review_tools, str):
-            msg = f"review_tools must be a list of tool names, got the string {review_tools!r}"
-            raise TypeError(msg)
-        if review_tools and confidence is None:
-            msg = (
-                f"review_tools={list(review_tools)!r} needs confidence sources to score the "
-                'calls: e.g. confidence=ConfidenceConfig(sources=["consistency"])'
-            )
-            raise ValueError(msg)
         self._name = name
         self._detector = detector or DetectorConfig()
         self._scorer = ConfidenceScorer(confidence) if confidence is not None else None
-        self._review_tools = frozenset(review_tools)
+        self._review_tools = reviewed_tools(review_tools, confidence)
         self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
 
     @property
