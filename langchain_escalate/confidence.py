@@ -1,50 +1,31 @@
 """Confidence sources for a weak model's reply: verbalized, logprobs, consistency, verify.
 
-Each source gives a score in 0..1, or nothing when it has nothing to say (a
-reply without a ``Confidence:`` line, a provider without logprobs). The scores
-are combined by the minimum unless the user gives a function, and the result
-names the lowest source, so an escalation record can say *why* the confidence
-was low. A reply with no score from any source is not low-confidence.
-
-Pure: ``langchain_core`` messages and the detector's normalization, no LangGraph,
-no litellm. The escalating node and the middleware call ``ConfidenceScorer``;
-``resample`` is their callable that draws one more weak sample. See
-``docs/confidence.md``.
+Pure (no LangGraph, no litellm at import); see ``docs/confidence.md``.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import itertools
 import logging
 import math
+import pkgutil
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_serializer,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from langchain_escalate.detector import steps
 from langchain_escalate.detector.normalize import normalize_text
-from langchain_escalate.detector.steps import (
-    action_key,
-    calls_of,
-    content_text,
-    read_confidence,
-    short_hash,
-    strip_confidence,
-)
 from langchain_escalate.detector.verdict import Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+
+    from pydantic import ValidationInfo
 
 logger = logging.getLogger("langchain_escalate")
 
@@ -64,28 +45,18 @@ METADATA_KEY = "confidence"
 SOURCES_KEY = "confidence_sources"
 """``response_metadata`` key holding the per-source scores and the low source."""
 
-# A verifier may be a plain function of (reply, state) or a coroutine function.
-Verifier = Any
-Combiner = Any
-
 
 class ConfidenceConfig(BaseModel):
     """Which confidence sources score a weak model's reply, and how they combine.
 
     Attributes:
         sources: Any of ``verbalized``, ``logprobs``, ``consistency``, ``verify``.
-        samples: k, the extra weak samples ``consistency`` may draw; drawing
-            stops early once the majority answer can no longer change.
-        logprobs_aggregate: ``mean`` (the geometric-mean probability of the
-            answer's tokens) or ``min`` (its least likely token).
+        samples: k, the most extra weak samples ``consistency`` draws.
+        logprobs_aggregate: ``mean`` (geometric-mean token probability) or ``min``.
         verify: ``(reply, state) -> float | bool`` (sync or async), or an import
-            string ``"pkg.module:function"`` (for YAML). Required with ``verify``.
+            string ``"pkg.module:function"``. Required with the ``verify`` source.
         combine: ``(scores: dict[str, float]) -> float``, or an import string;
             ``None`` takes the minimum.
-
-    Example:
-        >>> ConfidenceConfig(sources=["verbalized", "consistency"], samples=5).samples
-        5
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -93,8 +64,16 @@ class ConfidenceConfig(BaseModel):
     sources: tuple[Source, ...] = Field(default=("verbalized",), min_length=1)
     samples: int = Field(default=3, ge=1, le=20)
     logprobs_aggregate: Aggregate = "mean"
-    verify: Verifier | None = None
-    combine: Combiner | None = None
+    verify: Any | None = Field(default=None, validate_default=True)
+    combine: Any | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _no_repeats(cls, value: tuple[Source, ...]) -> tuple[Source, ...]:
+        if len(set(value)) != len(value):
+            msg = f"each source once: {list(value)}"
+            raise ValueError(msg)
+        return value
 
     @field_validator("verify", "combine", mode="before")
     @classmethod
@@ -106,27 +85,18 @@ class ConfidenceConfig(BaseModel):
         msg = f"expected a callable or an import string 'pkg.module:function', got {value!r}"
         raise ValueError(msg)
 
-    @field_serializer("verify", "combine")
-    def _as_import_string(self, value: Any) -> str | None:
-        # Shown by check-config and kept in records as the import string YAML takes.
-        if value is None:
-            return None
-        return f"{value.__module__}:{value.__qualname__}"
-
-    @field_validator("sources")
+    @field_validator("verify")
     @classmethod
-    def _no_repeats(cls, value: tuple[Source, ...]) -> tuple[Source, ...]:
-        if len(set(value)) != len(value):
-            msg = f"each source once: {list(value)}"
+    def _verify_needs_a_function(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and "verify" in info.data.get("sources", ()):
+            msg = "the 'verify' source needs a verify function: verify=check or 'pkg.mod:check'"
             raise ValueError(msg)
         return value
 
-    @model_validator(mode="after")
-    def _verify_needs_a_function(self) -> ConfidenceConfig:
-        if "verify" in self.sources and self.verify is None:
-            msg = "the 'verify' source needs a verify function: verify=check or 'pkg.mod:check'"
-            raise ValueError(msg)
-        return self
+    @field_serializer("verify", "combine")
+    def _as_import_string(self, value: Any) -> str | None:
+        # Shown by check-config and kept in records as the import string YAML takes.
+        return None if value is None else f"{value.__module__}:{value.__qualname__}"
 
 
 @dataclass(frozen=True)
@@ -134,12 +104,12 @@ class ConfidenceResult:
     """What the sources said about one reply.
 
     Attributes:
-        score: The combined confidence, ``None`` when no source had a score.
-        low_source: The source with the lowest score (``None`` with no score).
+        score: The combined confidence; ``None`` when no source had a score.
+        low_source: The source with the lowest score.
         scores: Each source that gave a score, by name.
-        reply: The reply without its ``Confidence:`` line (what the graph keeps).
+        reply: The reply without its ``Confidence:`` line.
         samples: The extra weak samples ``consistency`` drew; their usage is cost.
-        verify_error: ``"ValueError: ..."`` when the verifier raised (a failed check).
+        verify_error: ``"ValueError: ..."`` when the check failed that way.
     """
 
     score: float | None
@@ -151,30 +121,30 @@ class ConfidenceResult:
 
     def to_metadata(self) -> dict[str, Any]:
         """Return the JSON-ready summary for a record or ``response_metadata``."""
-        summary: dict[str, Any] = {
-            "score": self.score,
-            "low_source": self.low_source,
-            "scores": self.scores,
-            "samples": len(self.samples),
-        }
-        if self.verify_error is not None:
-            summary["verify_error"] = self.verify_error
-        return summary
+        summary = {"score": self.score, "low_source": self.low_source, "scores": self.scores}
+        error = {} if self.verify_error is None else {"verify_error": self.verify_error}
+        return {**summary, "samples": len(self.samples), **error}
 
     def scored_reply(self) -> AIMessage:
-        """Return the stripped reply with the combined score where the detector reads it.
-
-        ``response_metadata["confidence"]`` is what the ``low_confidence`` rule
-        reads first; ``response_metadata["confidence_sources"]`` keeps the detail.
-        """
+        """Return the reply with its score where the detector reads it (``response_metadata``)."""
         if self.score is None:
             return self.reply
-        metadata = {
-            **self.reply.response_metadata,
-            METADATA_KEY: self.score,
-            SOURCES_KEY: self.to_metadata(),
-        }
-        return self.reply.model_copy(update={"response_metadata": metadata})
+        metadata = {METADATA_KEY: self.score, SOURCES_KEY: self.to_metadata()}
+        return self.reply.model_copy(
+            update={"response_metadata": {**self.reply.response_metadata, **metadata}}
+        )
+
+    def kept_reply(self) -> AIMessage:
+        """Return ``scored_reply()`` carrying the samples' usage, which was paid for."""
+        scored = self.scored_reply()
+        if not self.samples:
+            return scored
+        from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage  # noqa: PLC0415 - LangGraph
+
+        usage = {PRUNED_USAGE_KEY: pruned_usage(with_ids(self.samples))}
+        return scored.model_copy(
+            update={"additional_kwargs": {**scored.additional_kwargs, **usage}}
+        )
 
 
 class ConfidenceScorer:
@@ -184,7 +154,6 @@ class ConfidenceScorer:
         config: The sources and their settings.
 
     Example:
-        >>> from langchain_core.messages import AIMessage
         >>> scorer = ConfidenceScorer(ConfidenceConfig(sources=["verbalized"]))
         >>> result = scorer.score(AIMessage("Paris.\nConfidence: 0.4"), {})
         >>> result.score, result.low_source, result.reply.content
@@ -196,47 +165,30 @@ class ConfidenceScorer:
         self.config = config or ConfidenceConfig()
 
     def prepare(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-        """Return the weak model's input, with the verbalized instruction when that source is on.
-
-        Args:
-            messages: What the weak model would be called with.
-
-        Returns:
-            The messages, the instruction added to the system prompt.
-        """
+        """Return the weak model's input, with the verbalized instruction if that source is on."""
         if "verbalized" not in self.config.sources:
             return list(messages)
         return with_verbalized_instruction(messages)
 
     def score(
-        self,
-        reply: AIMessage,
-        state: Any,
-        *,
-        resample: Callable[[], AIMessage] | None = None,
+        self, reply: AIMessage, state: Any, *, resample: Callable[[], AIMessage] | None = None
     ) -> ConfidenceResult:
-        """Score ``reply`` with every configured source and combine.
+        """Score ``reply`` (a final answer or a tool call) with every source and combine.
 
         Args:
-            reply: The weak model's reply (a final answer or a tool call).
+            reply: The weak model's reply.
             state: The graph state (or ``{"messages": [...]}``), passed to ``verify``.
             resample: Draws one more weak sample for ``consistency``; without
                 it that source is absent.
-
-        Returns:
-            The combined score, the low source and the detail.
         """
-        scores = self._single_message_scores(reply)
-        samples: list[AIMessage] = []
-        if "consistency" in self.config.sources and resample is not None:
-            tally = Agreement(reply, self.config.samples)
-            while not tally.settled():
-                samples.append(tally.add(resample()))
-            scores["consistency"] = tally.score()
-        verify_error = None
+        drawing = "consistency" in self.config.sources and resample is not None
+        tally = Agreement(reply, self.config.samples) if drawing else None
+        while tally is not None and resample is not None and not tally.settled():
+            tally.add(resample())
+        verify = None
         if "verify" in self.config.sources:
-            scores["verify"], verify_error = run_verifier(self._verifier(), reply, state)
-        return self._result(reply, scores, samples, verify_error)
+            verify = run_verifier(cast("Callable[..., Any]", self.config.verify), reply, state)
+        return self._result(reply, tally, verify)
 
     async def ascore(
         self,
@@ -246,115 +198,115 @@ class ConfidenceScorer:
         resample: Callable[[], Awaitable[AIMessage]] | None = None,
     ) -> ConfidenceResult:
         """Async twin of ``score``: ``resample`` and ``verify`` may be awaited."""
-        scores = self._single_message_scores(reply)
-        samples: list[AIMessage] = []
-        if "consistency" in self.config.sources and resample is not None:
-            tally = Agreement(reply, self.config.samples)
-            while not tally.settled():
-                samples.append(tally.add(await resample()))
-            scores["consistency"] = tally.score()
-        verify_error = None
+        drawing = "consistency" in self.config.sources and resample is not None
+        tally = Agreement(reply, self.config.samples) if drawing else None
+        while tally is not None and resample is not None and not tally.settled():
+            tally.add(await resample())
+        verify = None
         if "verify" in self.config.sources:
-            scores["verify"], verify_error = await arun_verifier(self._verifier(), reply, state)
-        return self._result(reply, scores, samples, verify_error)
-
-    def _verifier(self) -> Callable[..., Any]:
-        # ConfidenceConfig refuses the "verify" source without a function.
-        return cast("Callable[..., Any]", self.config.verify)
-
-    def _single_message_scores(self, reply: AIMessage) -> dict[str, float]:
-        scores: dict[str, float] = {}
-        if "verbalized" in self.config.sources:
-            stated = verbalized_score(reply)
-            if stated is not None:
-                scores["verbalized"] = stated
-        if "logprobs" in self.config.sources:
-            probability = logprob_score(reply, self.config.logprobs_aggregate)
-            if probability is not None:
-                scores["logprobs"] = probability
-        return scores
+            verify = await arun_verifier(
+                cast("Callable[..., Any]", self.config.verify), reply, state
+            )
+        return self._result(reply, tally, verify)
 
     def _result(
-        self,
-        reply: AIMessage,
-        scores: dict[str, float],
-        samples: list[AIMessage],
-        verify_error: str | None,
+        self, reply: AIMessage, tally: Agreement | None, verify: tuple[float, str | None] | None
     ) -> ConfidenceResult:
-        combined, low = combine_scores(scores, self.config.combine)
+        sources, aggregate = self.config.sources, self.config.logprobs_aggregate
+        scores = {  # in this order: the first of equal scores is the low source
+            "verbalized": verbalized_score(reply) if "verbalized" in sources else None,
+            "logprobs": logprob_score(reply, aggregate) if "logprobs" in sources else None,
+            "consistency": tally.score() if tally is not None else None,
+            "verify": verify[0] if verify is not None else None,
+        }
+        present = {name: value for name, value in scores.items() if value is not None}
+        combined, low = combine_scores(present, self.config.combine)
         return ConfidenceResult(
             score=combined,
             low_source=low,
-            scores=scores,
+            scores=present,
             reply=without_verbalized(reply),
-            samples=samples,
-            verify_error=verify_error,
+            samples=tally.samples if tally is not None else [],
+            verify_error=verify[1] if verify is not None else None,
         )
 
 
-def with_verbalized_instruction(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """Return ``messages`` with ``VERBALIZED_INSTRUCTION`` in the system prompt.
+def needs_score(reply: AIMessage, review_tools: Collection[str]) -> bool:
+    """Return whether ``reply`` is scored: a final reply, or a call to a tool under review."""
+    return not reply.tool_calls or any(call["name"] in review_tools for call in reply.tool_calls)
 
-    The instruction is appended to the first system message, or a system message
-    holding it is put first. Added once: messages that already hold it are unchanged.
 
-    Args:
-        messages: The weak model's input.
+def reviewed_tools(
+    review_tools: Sequence[str], confidence: ConfidenceConfig | None
+) -> frozenset[str]:
+    """Return the names of the tools under review, checked against the confidence sources.
 
-    Returns:
-        A new list; the caller's messages are not modified.
+    Raises:
+        TypeError: ``review_tools`` is a string (it would review tools named by letters).
+        ValueError: ``review_tools`` without ``confidence``: nothing would score the calls.
     """
+    if isinstance(review_tools, str):
+        msg = f"review_tools must be a list of tool names, got the string {review_tools!r}"
+        raise TypeError(msg)
+    if review_tools and confidence is None:
+        msg = (
+            f"review_tools={list(review_tools)!r} needs confidence sources to score the "
+            'calls: e.g. confidence=ConfidenceConfig(sources=["consistency"])'
+        )
+        raise ValueError(msg)
+    return frozenset(review_tools)
+
+
+def with_ids(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """Give each message without an id an ``esc-`` one, in place, so later steps can find it."""
+    for message in messages:
+        message.id = message.id or f"esc-{uuid.uuid4().hex}"
+    return list(messages)
+
+
+def with_verbalized_instruction(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """Return a copy of ``messages`` with ``VERBALIZED_INSTRUCTION`` once in the system prompt."""
     out = list(messages)
     for index, message in enumerate(out):
         if isinstance(message, SystemMessage):
-            text = content_text(message.content)
+            text = steps.content_text(message.content)
             if VERBALIZED_INSTRUCTION not in text:
-                out[index] = message.model_copy(
-                    update={"content": f"{text}\n\n{VERBALIZED_INSTRUCTION}".strip()}
-                )
+                content = f"{text}\n\n{VERBALIZED_INSTRUCTION}".strip()
+                out[index] = message.model_copy(update={"content": content})
             return out
     return [SystemMessage(VERBALIZED_INSTRUCTION), *out]
 
 
 def verbalized_score(reply: AIMessage) -> float | None:
-    r"""Return the reply's stated confidence: a final ``Confidence: x`` line or metadata.
+    r"""Return the stated confidence: ``response_metadata["confidence"]``, else a last line.
 
-    The detector's parser (``response_metadata["confidence"]`` first, then the
-    line; ``35%`` reads as 0.35), without its logprobs fallback, which is the
-    ``logprobs`` source's job.
+    The detector's parser (``35%`` reads 0.35) without its logprobs fallback.
 
     Example:
         >>> verbalized_score(AIMessage("42\nConfidence: 35%"))
         0.35
     """
     metadata = {k: v for k, v in reply.response_metadata.items() if k != "logprobs"}
-    return read_confidence(reply.model_copy(update={"response_metadata": metadata}))
+    return steps.read_confidence(reply.model_copy(update={"response_metadata": metadata}))
 
 
 def without_verbalized(reply: AIMessage) -> AIMessage:
     """Return the reply without its final ``Confidence: x`` line (for the detector only)."""
-    if isinstance(reply.content, str):
-        stripped = strip_confidence(reply.content)
-        if stripped != reply.content:
-            return reply.model_copy(update={"content": stripped})
+    text = reply.content
+    if isinstance(text, str) and (stripped := steps.strip_confidence(text)) != text:
+        return reply.model_copy(update={"content": stripped})
     return reply
 
 
 def logprob_score(reply: AIMessage, aggregate: Aggregate = "mean") -> float | None:
-    r"""Return the probability of the reply's answer tokens, from the provider's logprobs.
-
-    Reads ``response_metadata["logprobs"]["content"]`` (OpenAI's shape, as a dict
-    or as litellm's ``ChoiceLogprobs``). Only the answer's tokens count: those
-    of a final ``Confidence:`` line are left out, as they rate the rating.
+    """Return the probability of the answer's tokens (not a ``Confidence:`` line's) from logprobs.
 
     Args:
-        reply: The weak model's reply.
-        aggregate: ``mean``: ``exp`` of the mean logprob (the geometric-mean token
-            probability); ``min``: the least likely token's probability.
+        reply: Its ``response_metadata["logprobs"]``: OpenAI's shape, dict or object.
+        aggregate: ``mean``: the geometric-mean token probability; ``min``: the lowest.
 
     Returns:
-        A probability in 0..1; ``None`` (and one debug log) when the reply carries
-        no logprobs (the provider gave none, or they were not requested).
+        A probability in 0..1; ``None`` (and one debug log) without logprobs.
 
     Example:
         >>> tokens = [{"token": "4", "logprob": -0.5}, {"token": "2", "logprob": -1.5}]
@@ -366,55 +318,29 @@ def logprob_score(reply: AIMessage, aggregate: Aggregate = "mean") -> float | No
     if not tokens:
         logger.debug("logprobs confidence: the reply carries no token logprobs; source absent")
         return None
-    answer = answer_tokens(tokens, content_text(reply.content))
-    values = [value for _, value in answer] or [value for _, value in tokens]
-    if aggregate == "min":
-        return math.exp(min(values))
-    return math.exp(sum(values) / len(values))
+    end = len(steps.strip_confidence(steps.content_text(reply.content)))
+    starts = itertools.accumulate((len(token) for token, _ in tokens), initial=0)
+    values = [value for (_, value), start in zip(tokens, starts, strict=False) if start < end]
+    values = values or [value for _, value in tokens]
+    return math.exp(min(values) if aggregate == "min" else sum(values) / len(values))
 
 
 def token_logprobs(logprobs: Any) -> list[tuple[str, float]]:
     """Return ``(token, logprob)`` pairs from OpenAI-shaped logprobs (dict or object)."""
-    if logprobs is None:
-        return []
-    content = (
-        logprobs.get("content")
-        if isinstance(logprobs, dict)
-        else getattr(logprobs, "content", None)
-    )
+    content = _field(logprobs, "content")
     pairs: list[tuple[str, float]] = []
     for entry in content if isinstance(content, list) else []:
-        if isinstance(entry, dict):
-            token, value = entry.get("token"), entry.get("logprob")
-        else:
-            token, value = getattr(entry, "token", None), getattr(entry, "logprob", None)
-        if isinstance(token, str) and _is_logprob(value):
+        token, value = _field(entry, "token"), _field(entry, "logprob")
+        if isinstance(token, str) and _is_number(value) and value <= 0:
             pairs.append((token, float(value)))
     return pairs
 
 
-def answer_tokens(tokens: list[tuple[str, float]], text: str) -> list[tuple[str, float]]:
-    """Return the tokens that spell ``text`` before its final ``Confidence:`` line."""
-    end = len(strip_confidence(text))
-    kept: list[tuple[str, float]] = []
-    seen = 0
-    for token, value in tokens:
-        if seen >= end:
-            break
-        kept.append((token, value))
-        seen += len(token)
-    return kept
-
-
 class Agreement:
-    """Counts how many weak samples give the reply's answer, and when to stop drawing.
-
-    Answers are compared as the detector compares steps: a tool call by its
-    canonical action (names and normalized arguments, ids ignored), a reply by
-    its normalized text without the ``Confidence:`` line.
+    """Counts how many weak samples give the reply's ``answer_key``, and when to stop drawing.
 
     Args:
-        reply: The reply being scored.
+        reply: The reply being scored, the first vote.
         samples: The most extra samples to draw (k).
     """
 
@@ -423,19 +349,19 @@ class Agreement:
         self._key = answer_key(reply)
         self._votes: Counter[str] = Counter({self._key: 1})
         self._left = samples
+        self.samples: list[AIMessage] = []
 
     def add(self, sample: AIMessage) -> AIMessage:
-        """Count one more sample; return it (so callers can keep it for cost)."""
+        """Count one more sample and keep it in ``samples`` (its usage is cost); return it."""
         self._votes[answer_key(sample)] += 1
         self._left -= 1
+        self.samples.append(sample)
         return sample
 
     def settled(self) -> bool:
         """True when k samples were drawn, or no remaining draw can change the majority."""
-        if self._left <= 0:
-            return True
         counts = [*sorted(self._votes.values(), reverse=True), 0]
-        return counts[0] > counts[1] + self._left
+        return self._left <= 0 or counts[0] > counts[1] + self._left
 
     def score(self) -> float:
         """The share of answers (the reply and its samples) that agree with the reply."""
@@ -443,36 +369,31 @@ class Agreement:
 
 
 def answer_key(message: AIMessage) -> str:
-    """Return what ``consistency`` compares: the canonical action, or the normalized reply."""
-    calls = calls_of(message)
+    """Return what ``consistency`` compares: a call's canonical action, or the normalized text."""
+    calls = steps.calls_of(message)
     if calls:
-        return "action:" + action_key(calls)
-    text = strip_confidence(content_text(message.content)).strip()
-    return "reply:" + short_hash(normalize_text(text))
+        return "action:" + steps.action_key(calls)
+    text = steps.strip_confidence(steps.content_text(message.content)).strip()
+    return "reply:" + steps.short_hash(normalize_text(text))
 
 
 def run_verifier(
     verifier: Callable[..., Any], reply: AIMessage, state: Any
 ) -> tuple[float, str | None]:
-    """Run the user's check; a raise or a bad return is a failed check (0.0), never a crash.
+    """Run the check ``(reply, state) -> float | bool``: the score, and why it failed if it did.
 
-    Args:
-        verifier: ``(reply, state) -> float | bool``.
-        reply: The reply to check.
-        state: The graph state.
-
-    Returns:
-        The score (``True`` is 1.0, ``False`` 0.0) and, when the check failed by
-        raising or returning something else, the error text for the record.
+    A check that raises or returns something else scores 0.0; the error text is for the record.
     """
     try:
         outcome = verifier(reply, state)
     except Exception as error:  # noqa: BLE001 - the user's check failing is a failed check
         return _failed_check(error)
     if inspect.isawaitable(outcome):
-        _close(outcome)
+        close = getattr(outcome, "close", None)
+        if callable(close):  # an un-awaited coroutine warns at garbage collection
+            close()
         return 0.0, "verify returned an awaitable: use ascore for an async verifier"
-    return _verdict(outcome)
+    return _checked(outcome)
 
 
 async def arun_verifier(
@@ -485,21 +406,13 @@ async def arun_verifier(
             outcome = await outcome
     except Exception as error:  # noqa: BLE001 - the user's check failing is a failed check
         return _failed_check(error)
-    return _verdict(outcome)
+    return _checked(outcome)
 
 
 def combine_scores(
     scores: Mapping[str, float], combine: Callable[[dict[str, float]], float] | None = None
 ) -> tuple[float | None, str | None]:
-    """Combine per-source scores; return the score and the name of the lowest source.
-
-    Args:
-        scores: Each source's score.
-        combine: The user's function of the scores; ``None`` takes the minimum.
-            Its result is clipped to 0..1.
-
-    Returns:
-        ``(score, low_source)``; ``(None, None)`` when no source gave a score.
+    """Return the combined score (clipped to 0..1; ``None``: none) and the lowest source's name.
 
     Example:
         >>> combine_scores({"verbalized": 0.9, "consistency": 0.4})
@@ -510,23 +423,12 @@ def combine_scores(
     low = min(scores, key=lambda name: scores[name])
     if combine is None:
         return scores[low], low
-    combined = float(combine(dict(scores)))
-    return min(1.0, max(0.0, combined)), low
+    return min(1.0, max(0.0, float(combine(dict(scores))))), low
 
 
 def with_low_source(verdict: Verdict, reply: AIMessage) -> Verdict:
-    """Return ``verdict`` with the reply's lowest confidence source named in its reason.
-
-    Only a ``low_confidence`` verdict on a reply the sources scored is changed.
-
-    Args:
-        verdict: The detector's verdict on ``reply``.
-        reply: The scored reply (``response_metadata["confidence_sources"]``).
-
-    Returns:
-        The verdict, its reason ending ``Lowest source: consistency.`` when it applies.
-    """
-    low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
+    """Return ``verdict``; a ``low_confidence`` one on a scored reply names its lowest source."""
+    low = _low_source(reply)
     if verdict.rule != "low_confidence" or not low:
         return verdict
     return replace(verdict, reason=f"{verdict.reason} Lowest source: {low}.")
@@ -535,18 +437,10 @@ def with_low_source(verdict: Verdict, reply: AIMessage) -> Verdict:
 def review_verdict(
     reply: AIMessage, review_tools: Collection[str], threshold: float | None
 ) -> Verdict:
-    """Return a stuck verdict when a call under review has a combined confidence below threshold.
+    """Return a stuck verdict when a scored call under review is below ``threshold``.
 
-    Used by the escalating node and the middleware alike, before the call runs.
-
-    Args:
-        reply: The weak model's scored reply (its ``response_metadata["confidence"]``).
-        review_tools: Names of the tools whose calls are reviewed.
-        threshold: The detector's ``low_confidence`` threshold (``None``: off).
-
-    Returns:
-        ``Verdict(stuck=True, rule="low_confidence", ...)`` whose reason names the
-        proposed call, its score and the lowest source; otherwise a calm ``Verdict()``.
+    Its reason names the call, its score and the lowest source. Otherwise, or with
+    ``threshold=None``, a calm ``Verdict()``.
 
     Example:
         >>> from langchain_core.messages import ToolCall
@@ -555,58 +449,70 @@ def review_verdict(
         >>> review_verdict(reply, ["issue_refund"], 0.5).stuck
         True
     """
-    # Imported here: the expert package is heavy, and calibrate imports this module.
+    # Imported here: the expert package is heavy, and the config loader imports this module.
     from langchain_escalate.expert.briefing import describe_call  # noqa: PLC0415
 
     score = reply.response_metadata.get(METADATA_KEY)
     reviewed = [call for call in reply.tool_calls if call["name"] in review_tools]
     if not reviewed or threshold is None or score is None or score >= threshold:
         return Verdict()
-    low = (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
     reason = (
         f"The model proposed {describe_call(reply)} ({reviewed[0]['name']} is under review) "
-        f"with confidence {score:.2f} from {low}, below the threshold {threshold:.2f}; "
-        "the call did not run."
+        f"with confidence {score:.2f} from {_low_source(reply)}, below the threshold "
+        f"{threshold:.2f}; the call did not run."
     )
     return Verdict(stuck=True, rule="low_confidence", reason=reason)
 
 
-def import_string(path: str) -> Callable[..., Any]:
-    """Import ``"pkg.module:attribute"`` and return the callable it names.
+def import_object(path: str) -> Any:
+    """Import ``"pkg.module:attribute"`` (the attribute may be dotted) and return it.
 
     Raises:
-        ValueError: The string has no ``:``, the module or attribute is missing,
-            or the attribute is not callable (the message says which).
+        ValueError: No ``:``, or the module or the attribute is missing (says which).
     """
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
-        msg = f"{path!r} is not an import string: write 'pkg.module:function'"
+        msg = f"{path!r} is not an import string: write 'pkg.module:attribute'"
         raise ValueError(msg)
     try:
-        target: Any = importlib.import_module(module_name)
+        return pkgutil.resolve_name(path)
     except ImportError as error:
         msg = f"cannot import module {module_name!r} for {path!r}: {error}"
         raise ValueError(msg) from error
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            msg = f"module {module_name!r} has no attribute {attribute!r}"
-            raise ValueError(msg)
-        target = getattr(target, part)
+    except AttributeError as error:
+        msg = f"module {module_name!r} has no attribute {attribute!r}"
+        raise ValueError(msg) from error
+
+
+def import_string(path: str) -> Callable[..., Any]:
+    """Import ``"pkg.module:function"`` and return the callable it names.
+
+    Raises:
+        ValueError: As ``import_object``, or the attribute is not callable.
+    """
+    target = import_object(path)
     if not callable(target):
         msg = f"{path!r} is not callable"
         raise ValueError(msg)  # noqa: TRY004 - pydantic reports only ValueError with its location
     return target  # type: ignore[no-any-return]
 
 
-def _is_logprob(value: Any) -> TypeGuard[float]:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return is_number and math.isfinite(value) and value <= 0
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
-def _verdict(outcome: Any) -> tuple[float, str | None]:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _low_source(reply: AIMessage) -> str | None:
+    return (reply.response_metadata.get(SOURCES_KEY) or {}).get("low_source")
+
+
+def _checked(outcome: Any) -> tuple[float, str | None]:
     if isinstance(outcome, bool):
         return (1.0 if outcome else 0.0), None
-    if isinstance(outcome, (int, float)) and math.isfinite(outcome) and 0.0 <= outcome <= 1.0:
+    if _is_number(outcome) and 0.0 <= outcome <= 1.0:
         return float(outcome), None
     return 0.0, f"verify returned {outcome!r}: expected a bool or a number in 0..1"
 
@@ -614,10 +520,3 @@ def _verdict(outcome: Any) -> tuple[float, str | None]:
 def _failed_check(error: Exception) -> tuple[float, str]:
     logger.warning("confidence: the verify function raised %s: %s", type(error).__name__, error)
     return 0.0, f"{type(error).__name__}: {error}"
-
-
-def _close(outcome: Any) -> None:
-    # An un-awaited coroutine warns at garbage collection; close it explicitly.
-    close = getattr(outcome, "close", None)
-    if callable(close):
-        close()

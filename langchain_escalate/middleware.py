@@ -14,7 +14,7 @@ from langchain.agents.middleware.types import (
     PrivateStateAttr,
     hook_config,
 )
-from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage, SystemMessage
+from langchain_core.messages import AIMessage, RemoveMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.config import get_config
 from langgraph.types import Command
@@ -22,7 +22,10 @@ from typing_extensions import NotRequired
 
 from langchain_escalate.confidence import (
     ConfidenceScorer,
+    needs_score,
     review_verdict,
+    reviewed_tools,
+    with_ids,
     with_low_source,
     without_verbalized,
 )
@@ -122,19 +125,10 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> None:
         """Build the middleware; the strong model is resolved at its first call."""
         super().__init__()
-        if isinstance(review_tools, str):
-            msg = f"review_tools must be a list of tool names, got the string {review_tools!r}"
-            raise TypeError(msg)
-        if review_tools and confidence is None:
-            msg = (
-                f"review_tools={list(review_tools)!r} needs confidence sources to score the "
-                'calls: e.g. confidence=ConfidenceConfig(sources=["consistency"])'
-            )
-            raise ValueError(msg)
         self._name = name
         self._detector = detector or DetectorConfig()
         self._scorer = ConfidenceScorer(confidence) if confidence is not None else None
-        self._review_tools = frozenset(review_tools)
+        self._review_tools = reviewed_tools(review_tools, confidence)
         self._escalator = Escalator(strong, node=name, policy=policy, budget=budget, prices=prices)
 
     @property
@@ -198,7 +192,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
             progress.pending = {"verdict": verdict.to_dict(), "rung": rung, "takeover": True}
             progress.pending[DROPPED_FIELD] = dropped
         progress.answered()
-        added = _with_ids(help_.messages)
+        added = with_ids(help_.messages)
         progress.last_id = added[-1].id if added else progress.last_id
         update: dict[str, Any] = {
             "messages": [*help_.removals, *added],
@@ -340,9 +334,7 @@ def _scored_call(
         request = request.override(model_settings={**request.model_settings, "logprobs": True})
     response: ModelResponse[Any] = yield call(request)
     reply = _ai_reply(response)
-    if reply is None or (
-        reply.tool_calls and not {c["name"] for c in reply.tool_calls} & review_tools
-    ):
+    if reply is None or not needs_score(reply, review_tools):
         return response
     again = call(request)  # consistency's extra samples: the same request, again
 
@@ -355,11 +347,8 @@ def _scored_call(
         ),
         lambda: scorer.ascore(reply, request.state, resample=asample),
     )
-    scored = result.scored_reply()
-    if result.samples:  # paid for: the reply (or, if it is dropped, the help) carries them
-        usage = pruned_usage(_with_ids(list(result.samples)))
-        scored.additional_kwargs = {**scored.additional_kwargs, PRUNED_USAGE_KEY: usage}
-    messages = [scored if message is reply else message for message in response.result]
+    kept = result.kept_reply()  # if it is dropped, the help carries the samples' usage
+    messages = [kept if message is reply else message for message in response.result]
     return ModelResponse(result=messages, structured_response=response.structured_response)
 
 
@@ -414,13 +403,6 @@ def _kept(call: Call[ModelResponse[Any]], into: list[ModelResponse[Any]]) -> Cal
         return answer(await call.arun())
 
     return Call(lambda: answer(call.run()), arun)
-
-
-def _with_ids(messages: list[BaseMessage]) -> list[BaseMessage]:
-    """Give added messages ids, so the next step can tell where this one stopped."""
-    for message in messages:
-        message.id = message.id or f"esc-{uuid.uuid4().hex}"
-    return messages
 
 
 def _never() -> Any:
