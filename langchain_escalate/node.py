@@ -8,7 +8,6 @@ spent; otherwise the weak model acts, and its reply is checked too.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,7 +20,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
 from langchain_escalate import confidence as conf
-from langchain_escalate.cost import PRUNED_USAGE_KEY, PriceBook, pruned_usage
+from langchain_escalate.cost import PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
@@ -89,7 +88,9 @@ def create_escalating_node(
         A Runnable for ``StateGraph.add_node`` (sync and async).
 
     Raises:
-        TypeError: ``weak`` or ``strong`` is none of the accepted kinds.
+        TypeError: ``weak`` or ``strong`` is none of the accepted kinds, or
+            ``review_tools`` is a string.
+        ValueError: ``review_tools`` without ``confidence``.
 
     Example:
         >>> from langgraph.graph import START, MessagesState, StateGraph
@@ -110,7 +111,7 @@ def create_escalating_node(
         budget=budget,
         prices=PriceBook(prices),  # so do malformed prices
         name=name,
-        review_tools=frozenset(review_tools),
+        review_tools=conf.reviewed_tools(review_tools, confidence),
     )
     return RunnableLambda(step.invoke, afunc=step.ainvoke, name=name or "escalating_node")
 
@@ -232,10 +233,7 @@ class _Outcome:
 
     def add(self, messages: Sequence[BaseMessage], *, visible: bool) -> None:
         """Add to the update (``visible``: and to what the weak model reads next)."""
-        for message in messages:
-            if message.id is None:  # our own id, for the next step to find where this one ended
-                message.id = f"esc-{uuid.uuid4().hex}"
-            self.added.append(message)
+        self.added.extend(conf.with_ids(messages))  # our ids: the next step finds where this ended
         if visible and messages:
             self.working = [*self.working, *messages]
 
@@ -425,14 +423,13 @@ class _EscalatingStep:
     def _confidence(self, run: _Invocation, reply: AIMessage) -> Steps[AIMessage]:
         """The reply with its combined confidence: final replies and calls under review."""
         scorer = self.weak.scorer
-        reviewed = any(call["name"] in self.review_tools for call in reply.tool_calls)
-        if scorer is None or (reply.tool_calls and not reviewed):
+        if scorer is None or not conf.needs_score(reply, self.review_tools):
             return reply
         result = yield self.weak.scored(scorer, reply, run.state, run.out.working, run.config)
-        scored: AIMessage = result.scored_reply()
-        if result.samples:  # paid for: the reply kept (or the help) carries their usage
-            scored.additional_kwargs[PRUNED_USAGE_KEY] = pruned_usage(_with_ids(result.samples))
-        return scored
+        kept: AIMessage = (
+            result.kept_reply()
+        )  # the reply kept (or the help) carries the samples' usage
+        return kept
 
     @staticmethod
     def _pending(run: _Invocation, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
@@ -500,12 +497,6 @@ def _messages_of(state: State, node: str) -> list[BaseMessage]:
             "with a messages channel, e.g. MessagesState or EscalationState"
         )
         raise ValueError(msg)
-    return messages
-
-
-def _with_ids(messages: list[AIMessage]) -> list[AIMessage]:
-    for message in messages:
-        message.id = message.id or f"esc-{uuid.uuid4().hex}"
     return messages
 
 
