@@ -332,13 +332,13 @@ def summarize_run(
 
 
 class _Tally:
-    """Running sums of a run's two sides; a USD sum is ``None`` once a needed price is unknown."""
+    """Running sums, named as in ``RunSummary``; a USD sum is ``None`` once a price is unknown."""
 
     def __init__(self, prices: PriceBook, weak_model: str, strong_model: str) -> None:
         self.prices, self.weak_model, self.strong_model = prices, weak_model, strong_model
-        self.tokens = {"weak": [0, 0], "strong": [0, 0]}
-        self.usd: dict[str, float | None] = {"weak": 0.0, "strong": 0.0, "weak_at_strong": 0.0}
-        self.escalations = 0
+        self.sums: dict[str, Any] = {"escalations": 0, "weak_at_strong": 0.0}
+        for side in ("weak", "strong"):
+            self.sums |= {f"{side}_tokens_in": 0, f"{side}_tokens_out": 0, f"{side}_usd": 0.0}
         self.seen_replies: set[str | None] = set()
         self.seen_records: set[str] = set()
 
@@ -348,56 +348,44 @@ class _Tally:
         if record is not None and self.count(record) and usage[0] == usage[1] == 0:
             self.add_record(record)  # an advise briefing: its tokens are on the record
             return
-        strong = (
-            record is not None or message.response_metadata.get("model_name") == self.strong_model
-        )
-        self.add(usage, strong=strong)
+        model = message.response_metadata.get("model_name")
+        self.add(usage, strong=record is not None or model == self.strong_model)
 
     def count(self, record: EscalationRecord) -> bool:
         """Note the record once; whether it is an escalation whose strong call was made."""
         self.seen_records.add(record.id)
-        self.escalations += record.strong_called
+        self.sums["escalations"] += record.strong_called
         return record.strong_called
 
     def add(self, usage: tuple[int, ...], *, strong: bool) -> None:
-        tokens_in, tokens_out = usage[:2]
-        side = "strong" if strong else "weak"
-        self.tokens[side][0] += tokens_in
-        self.tokens[side][1] += tokens_out
         # The counterfactual keeps the weak reply's cache reads and writes.
-        sums = {"strong": self.strong_model} if strong else {
-            "weak": self.weak_model, "weak_at_strong": self.strong_model
+        models = {"strong_usd": self.strong_model} if strong else {
+            "weak_usd": self.weak_model, "weak_at_strong": self.strong_model
         }  # fmt: skip
-        for key, model in sums.items():
-            cost = _price(self.prices, model, usage)
-            self.usd[key] = _plus(self.usd[key], cost, tokens_in + tokens_out)
+        costs = {key: _price(self.prices, model, usage) for key, model in models.items()}
+        self._add("strong" if strong else "weak", usage[0], usage[1], costs)
 
     def add_record(self, record: EscalationRecord) -> None:
-        cost = record.cost_usd
+        tokens_in, tokens_out, cost = record.tokens_in, record.tokens_out, record.cost_usd
         if cost is None:
-            model = record.model or self.strong_model
-            cost = self.prices.cost_usd(model, record.tokens_in, record.tokens_out)
-        self.tokens["strong"][0] += record.tokens_in
-        self.tokens["strong"][1] += record.tokens_out
-        self.usd["strong"] = _plus(self.usd["strong"], cost, record.tokens_in + record.tokens_out)
+            cost = self.prices.cost_usd(record.model or self.strong_model, tokens_in, tokens_out)
+        self._add("strong", tokens_in, tokens_out, {"strong_usd": cost})
+
+    def _add(self, side: str, tokens_in: int, tokens_out: int, costs: dict[str, Any]) -> None:
+        self.sums[f"{side}_tokens_in"] += tokens_in
+        self.sums[f"{side}_tokens_out"] += tokens_out
+        for key, cost in costs.items():
+            self.sums[key] = _plus(self.sums[key], cost, tokens_in + tokens_out)
 
     def summary(self) -> RunSummary:
-        weak, strong = self.usd["weak"], self.usd["strong"]
-        total, all_strong = _plus(weak, strong, 1), _plus(self.usd["weak_at_strong"], strong, 1)
+        sums = dict(self.sums)
+        weak_at_strong, strong = sums.pop("weak_at_strong"), sums["strong_usd"]
+        total, all_strong = _plus(sums["weak_usd"], strong, 1), _plus(weak_at_strong, strong, 1)
+        saved = None if all_strong is None or total is None else all_strong - total
         return RunSummary(
-            weak_model=self.weak_model,
-            strong_model=self.strong_model,
-            weak_tokens_in=self.tokens["weak"][0],
-            weak_tokens_out=self.tokens["weak"][1],
-            strong_tokens_in=self.tokens["strong"][0],
-            strong_tokens_out=self.tokens["strong"][1],
-            weak_usd=weak,
-            strong_usd=strong,
-            total_usd=total,
-            all_strong_usd=all_strong,
-            saved_usd=None if all_strong is None or total is None else all_strong - total,
-            escalations=self.escalations,
-        )
+            weak_model=self.weak_model, strong_model=self.strong_model, total_usd=total,
+            all_strong_usd=all_strong, saved_usd=saved, **sums,
+        )  # fmt: skip
 
 
 def _plus(total: float | None, amount: float | None, tokens: int) -> float | None:

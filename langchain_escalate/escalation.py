@@ -366,22 +366,14 @@ class Escalator:
         return self.payer.record(situation.verdict, situation.thread_id, action, outcome, **fields)
 
     def _briefing(self, situation: Situation) -> str:
-        return build_briefing(
-            situation.messages,
-            verdict=situation.verdict,
-            max_tokens=self.policy.briefing_max_tokens,
-        )
+        limit = self.policy.briefing_max_tokens
+        return build_briefing(situation.messages, verdict=situation.verdict, max_tokens=limit)
 
 
 def _guidance_help(
-    situation: Situation,
-    rung: Rung,
-    records: list[EscalationRecord],
-    text: str,
-    *,
-    prune: bool,
-    briefing: str | None = None,
-) -> Help:
+    situation: Situation, rung: Rung, records: list[EscalationRecord], text: str, *,
+    prune: bool, briefing: str | None = None,
+) -> Help:  # fmt: skip
     """Guidance for the weak model (``records[-1]`` is its rung's), after the pruned loop."""
     removals, summary, carried = _prune(situation, prune=prune)
     message = HumanMessage(f"{summary}\n\n{text}" if summary else text, additional_kwargs=carried)

@@ -27,21 +27,12 @@ LANGCHAIN_PROVIDERS = frozenset({
 })  # fmt: skip
 
 LITELLM_PROVIDER_OF = {
-    "anthropic_bedrock": "bedrock",
-    "azure_openai": "azure",
-    "bedrock_converse": "bedrock",
-    "bedrock_mantle_anthropic": "bedrock",
-    "bedrock_mantle_openai": "bedrock",
-    "fireworks": "fireworks_ai",
-    "google_anthropic_vertex": "vertex_ai",
-    "google_genai": "gemini",
-    "google_vertexai": "vertex_ai",
-    "ibm": "watsonx",
-    "meta": "meta_llama",
-    "mistralai": "mistral",
-    "nvidia": "nvidia_nim",
-    "together": "together_ai",
-}
+    "anthropic_bedrock": "bedrock", "azure_openai": "azure", "bedrock_converse": "bedrock",
+    "bedrock_mantle_anthropic": "bedrock", "bedrock_mantle_openai": "bedrock",
+    "fireworks": "fireworks_ai", "google_anthropic_vertex": "vertex_ai", "google_genai": "gemini",
+    "google_vertexai": "vertex_ai", "ibm": "watsonx", "meta": "meta_llama", "mistralai": "mistral",
+    "nvidia": "nvidia_nim", "together": "together_ai",
+}  # fmt: skip
 """LangChain provider names that litellm spells differently (the others are the same)."""
 
 

@@ -99,18 +99,11 @@ class Payer:
     ) -> Steps[tuple[Paid, EscalationRecord]]:
         """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
 
-        Args:
-            call: ``Expert.advice_call``/``takeover_call`` (given the tagged run
-                config), or a ready ``Call`` the host makes itself.
-            verdict: The verdict being answered.
-            thread_id: The thread, for the budget and the record.
-            config: The host's run config; ``None`` for a host's own call.
-            tokens_in: The prompt's size, for the budget's estimate.
-            mode: The record's mode.
-            reason: The record's reason; the verdict's by default.
-            outcome: The record's outcome on success; by mode by default.
-            key: The idempotency key (``run_config.escalation_key``): a replayed
-                step reuses its reservation, or reads back the answer it paid for.
+        ``call`` is ``Expert.advice_call``/``takeover_call`` (given the tagged
+        run ``config``) or a ready ``Call`` the host makes itself; ``tokens_in``
+        sizes the budget's estimate; ``reason`` and ``outcome`` override the
+        record's defaults. With ``key`` (``run_config.escalation_key``) a
+        replayed step reuses its reservation, or reads back the answer it paid for.
         """
         ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
         paid = yield from self._call(ready, thread_id or "default", tokens_in, key)
