@@ -199,7 +199,10 @@ class Payer:
             kept = _kept_answer(answer, tokens_in, tokens_out)
             yield _settle(reservation, cost, kept)
         latency = time.perf_counter() - started
-        return Paid(answer, None, None, tokens_in, tokens_out, cost, latency)
+        return Paid(
+            answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=latency,
+        )  # fmt: skip
 
     def _failed(
         self, error: BaseException, reservation: Reservation | None, latency: float
@@ -219,7 +222,10 @@ class Payer:
             reservation.mark_paid(cost)
         if classify(error) == "fatal" and not isinstance(error, ExpertError):
             return None
-        return Paid(None, None, _describe(error), tokens_in, tokens_out, cost, latency)
+        return Paid(
+            failure=_describe(error), tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=latency,
+        )  # fmt: skip
 
     def _traced(self, config: RunnableConfig | None, verdict: Verdict, mode: str) -> RunnableConfig:
         # LangGraph's "nostream" tag keeps the strong model's tokens out of
@@ -301,7 +307,10 @@ def _paid_before(reservation: Reservation) -> Paid:
         message = AIMessage(content=kept["content"], tool_calls=kept.get("tool_calls") or [])
     answer = ExpertAnswer(text=str(kept.get("text", "")), message=message, calls=())
     tokens_in, tokens_out = int(kept.get("tokens_in", 0)), int(kept.get("tokens_out", 0))
-    return Paid(answer, None, None, tokens_in, tokens_out, reservation.settled_usd, reused=True)
+    cost = reservation.settled_usd
+    return Paid(
+        answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, reused=True
+    )
 
 
 def _describe(error: BaseException) -> str:
