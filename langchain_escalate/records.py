@@ -95,15 +95,11 @@ def records_of(message: BaseMessage) -> list[dict[str, Any]]:
 
 def emit_record(record: EscalationRecord) -> None:
     """Log a record and emit it as a custom stream event (``{"escalation": record_dict}``)."""
+    cost = "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}"
     logger.info(
         "node %r: %s (%s) on %s: %s; cost %s",
-        record.node,
-        record.action,
-        record.outcome,
-        record.rule,
-        record.reason,
-        "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}",
-    )
+        record.node, record.action, record.outcome, record.rule, record.reason, cost,
+    )  # fmt: skip
     from langgraph.config import get_stream_writer  # noqa: PLC0415 - only inside a graph run
 
     try:
