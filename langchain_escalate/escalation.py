@@ -1,17 +1,11 @@
 """The escalation ladder: one implementation for the node, the tool and the middleware.
 
-When the detector fires, an adapter describes the situation (``Situation``)
-and asks an ``Escalator`` for help. The escalator starts at the rung the
-policy names for this firing (``EscalationPolicy.start_index``), moves down
-the ladder when a rung cannot run (the budget refused, the expert failed, no
-checkpointer for ``human``), pays for the strong model through ``Payer``
-(paid.py) and returns ``Help``: the messages to merge back (each carrying its
-``EscalationRecord``), the messages to prune, and every record made. Each
-record is emitted as a custom stream event and logged when it is made.
-
-The ladder branches a lot, so it is written once as a generator that yields
-its I/O (``drive.Call``) and is driven sync or async; adapters with I/O of
-their own (the node's weak call) ``yield from`` it.
+An adapter describes what it knows when the detector fired (``Situation``) and
+asks an ``Escalator``, which walks the policy's ladder from the firing's rung,
+moves down when a rung cannot run, pays for the strong model through ``Payer``
+and returns ``Help``: messages to merge (each stamped with its record), messages
+to prune, and every record made. The ladder is a generator of ``drive.Call``,
+driven sync or async (adapters with I/O of their own ``yield from`` it).
 """
 
 from __future__ import annotations
@@ -44,23 +38,16 @@ if TYPE_CHECKING:
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
     from langchain_escalate.expert.expert import ExpertAnswer
-    from langchain_escalate.records import EscalationRecord
+    from langchain_escalate.records import Action, EscalationRecord, Outcome
 
 logger = logging.getLogger("langchain_escalate")
 
-ADVICE_HEADER = "Advice from a senior reviewer:"
-"""First line of the message that merges the strong model's guidance back (``advise``)."""
-
-HUMAN_HEADER = "A person reviewing this task says:"
-"""First line of the message that merges a person's guidance back (``human``)."""
+ADVICE_HEADER = "Advice from a senior reviewer:"  # heads the strong model's merged guidance
+HUMAN_HEADER = "A person reviewing this task says:"  # heads a person's merged guidance
 
 
 class EscalationStopped(RuntimeError):  # noqa: N818 - public name fixed by DESIGN.md
-    """The ladder reached ``stop`` and the policy says to raise.
-
-    Attributes:
-        record: The ``EscalationRecord`` of the stop.
-    """
+    """The ladder reached ``stop`` and the policy says to raise; ``record`` is the stop's."""
 
     def __init__(self, record: EscalationRecord) -> None:
         """Keep the record and say which node stopped and why."""
@@ -73,24 +60,19 @@ class Situation:
     """What an adapter knows when the detector fired.
 
     Attributes:
-        verdict: The detector's verdict (``stuck`` is true).
-        messages: The conversation as the host holds it; the briefing is
-            built from it and the loop is pruned from it.
+        verdict: The detector's verdict.
+        messages: The conversation; the briefing is built and the loop pruned from it.
         times_fired: Firings already answered in this turn (the ladder position).
-        loop_messages: How many trailing messages of ``messages`` are the loop
-            (pruned after help arrives); 0: none.
+        loop_messages: How many trailing ``messages`` are the loop, pruned after help.
         thread_id: The thread, for the budget and the record.
         can_interrupt: Whether ``interrupt()`` can run (a checkpointer is set).
-        model_called: A model was already called in this host step; the
-            ``human`` rung is then deferred (``Help.deferred_rung``) so that a
-            resume, which replays the step, does not pay for it again.
+        model_called: A model was called in this host step: a ``human`` rung is
+            deferred (``Help.deferred_rung``), so a resume does not pay again.
         start_rung: Ladder index to start from instead of the firing's own.
         config: The host's run config; the expert call inherits it, tagged.
-        host_takes_over: In ``takeover`` mode the host runs the strong model
-            itself (the middleware): the ladder returns ``Help(host_takeover=True)``.
-        dropped_usage: Usage entries (``cost.pruned_usage``) of replies the
-            host dropped (a stuck reply); the first message the help adds
-            carries them, so a run summary of the final state counts them.
+        host_takes_over: The host runs a takeover itself (``Help.host_takeover``).
+        dropped_usage: ``cost.pruned_usage`` entries of replies the host dropped;
+            the first message of the help carries them.
     """
 
     verdict: Verdict
@@ -111,15 +93,14 @@ class Help:
     """What the ladder did, and what to merge back into the conversation.
 
     Attributes:
-        rung: The rung that ran (``None`` when deferred or when nothing ran).
+        rung: The rung that ran (``None`` when deferred or nothing ran).
         records: Every record made for this firing, in order.
-        messages: Messages to append after ``removals``, each carrying its record.
+        messages: Messages to append after ``removals``, each stamped with its record.
         removals: ``RemoveMessage`` for the pruned loop.
         guidance: Text the weak model acts on next (``nudge``, ``advise``, ``human``).
         takeover: The strong model's step in ``takeover`` (also in ``messages``).
-        stopped: The turn is over (``stop``).
-        deferred_rung: Ladder index of a ``human`` rung the host must run at
-            the start of a fresh step (a model was called in this one).
+        stopped: The turn is over.
+        deferred_rung: Ladder index of a ``human`` rung to run at the start of a fresh step.
         briefing: The briefing built for this firing, if any.
         host_takeover: The host must start the takeover itself; nothing was paid yet.
     """
@@ -143,14 +124,7 @@ class Help:
 
 @dataclass(frozen=True)
 class Answer:
-    """The expert's answer to a question the weak model asked (the ask-expert tool).
-
-    Attributes:
-        text: The answer; ``None`` when the budget refused or the expert failed.
-        record: The record (``answered``, ``over_budget`` or ``expert_failed``).
-        refusal: Why there is no answer, in words a model can read.
-        briefing: The briefing the expert read.
-    """
+    """The expert's answer to the ask-expert tool: ``text``, or ``refusal`` saying why not."""
 
     text: str | None
     record: EscalationRecord
@@ -160,16 +134,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class TakeoverSituation:
-    """A takeover in progress: the strong model takes one more step.
-
-    Attributes:
-        briefing: The briefing the takeover started with.
-        steps_so_far: The messages since the takeover began.
-        step: This step's number (1 = the first after the one that began it).
-        verdict: The verdict that started the takeover.
-        thread_id: The thread, for the budget and the record.
-        config: The host's run config.
-    """
+    """A takeover in progress: ``step`` (1 = the first after the one that began it) is next."""
 
     briefing: str
     steps_so_far: Sequence[BaseMessage]
@@ -182,9 +147,8 @@ class TakeoverSituation:
 class Escalator:
     """Answers stuck verdicts by walking the ladder; shared by node, tool and middleware.
 
-    ``strong`` is what ``Expert`` accepts (an ``Expert`` is used as it is);
-    ``node`` names records, events and logs; ``prices`` are configured prices
-    or a ``PriceBook``; ``tools`` bind the strong model in ``takeover``.
+    ``strong`` is what ``Expert`` accepts; ``node`` names records, events and
+    logs; ``tools`` bind the strong model in ``takeover``.
 
     Example:
         >>> from langchain_core.messages import HumanMessage
@@ -225,12 +189,6 @@ class Escalator:
     def respond(self, situation: Situation) -> Help:
         """Walk the ladder for one firing.
 
-        Args:
-            situation: What the adapter knows.
-
-        Returns:
-            What was done and what to merge back.
-
         Raises:
             EscalationStopped: The ladder reached ``stop`` with ``stop_behavior="raise"``.
             GraphInterrupt: The ``human`` rung interrupted the graph.
@@ -244,13 +202,7 @@ class Escalator:
     def ask(self, question: str, messages: Sequence[BaseMessage] = (), **kwargs: Any) -> Answer:
         """Ask the expert one question under the budget, briefed on ``messages`` (no ladder).
 
-        Args:
-            question: What the weak model asks.
-            messages: The conversation (without the tool call asking); may be empty.
-            **kwargs: ``context``, ``thread_id``, ``config``, ``max_tokens`` (see ``ask_steps``).
-
-        Returns:
-            The answer, or why there is none.
+        ``kwargs``: ``context``, ``thread_id``, ``config``, ``max_tokens`` (see ``ask_steps``).
         """
         return run_sync(self.ask_steps(question, messages, **kwargs))
 
@@ -261,57 +213,37 @@ class Escalator:
         return await run_async(self.ask_steps(question, messages, **kwargs))
 
     def steps(self, situation: Situation) -> Steps[Help]:
-        """The ladder for one firing, as a generator of ``Call``.
-
-        Args:
-            situation: What the adapter knows.
-
-        Returns:
-            A generator to drive with ``run_sync``/``run_async`` or ``yield from``.
-        """
+        """``respond`` as a generator of ``Call``, to drive or ``yield from``."""
         index = situation.start_rung
         if index is None:
             index = self.policy.start_index(situation.times_fired)
         records: list[EscalationRecord] = []
-        model_called = situation.model_called
-        briefing: str | None = None
-        while True:
-            rung = self.policy.rung_at(index)
+        model_called, briefing = situation.model_called, None
+        while (rung := self.policy.rung_at(index)) != "stop":
             if rung == "nudge":
-                record = self.payer.record(
-                    situation.verdict, situation.thread_id, "nudge", "nudged"
-                )
+                records.append(self._record(situation, "nudge", "nudged"))
                 text = nudge_text(situation.verdict, situation.messages)
-                return _guidance_help(situation, rung, [*records, record], text, prune=False)
+                return _guidance_help(situation, rung, records, text, prune=False)
             if rung == "escalate":
                 briefing = briefing or self._briefing(situation)
                 help_ = yield from self._escalate(situation, briefing, records, index)
                 if help_ is not None:
                     return help_
                 model_called = model_called or records[-1].strong_called
-            elif rung == "human":
-                if not situation.can_interrupt:
-                    _warn_no_checkpointer(self.node)
-                    reason = f"{situation.verdict.reason} No checkpointer."
-                    verdict, thread = situation.verdict, situation.thread_id
-                    records.append(
-                        self.payer.record(verdict, thread, "human", "skipped", reason=reason)
-                    )
-                    index = len(self.policy.ladder)  # straight to stop, as DESIGN.md says
-                    continue
-                if model_called:
-                    return Help(rung=None, records=records, deferred_rung=index, briefing=briefing)
-                return self._ask_human(situation, briefing or self._briefing(situation), records)
+            elif not situation.can_interrupt:
+                _warn_no_checkpointer(self.node)
+                reason = f"{situation.verdict.reason} No checkpointer."
+                records.append(self._record(situation, "human", "skipped", reason=reason))
+                break  # straight to stop, as DESIGN.md says
+            elif model_called:
+                return Help(rung=None, records=records, deferred_rung=index, briefing=briefing)
             else:
-                return self._stop(situation, records)
+                return self._ask_human(situation, briefing or self._briefing(situation), records)
             index += 1
+        return self._stop(situation, records)
 
     def takeover_steps(self, situation: TakeoverSituation) -> Steps[Help]:
-        """One more step of a takeover, as a generator of ``Call``.
-
-        Returns ``Help`` with ``takeover`` set, or with ``rung=None`` when the
-        budget refused or the expert failed: the weak model takes back.
-        """
+        """One more takeover step; ``Help(rung=None)`` when it cannot run (the weak one goes on)."""
         reading = [HumanMessage(situation.briefing), *situation.steps_so_far]
         steps = self.policy.takeover_steps + 1
         paid, record = yield from self.payer.pay(
@@ -326,9 +258,8 @@ class Escalator:
         )
         if paid.answer is None:
             return Help(rung=None, records=[record])
-        answer = paid.answer
-        step = stamp(answer.message or AIMessage(answer.text), record, [], fired=None)
-        step.additional_kwargs[TAKEOVER_KEY] = {"step": situation.step, "steps": steps}
+        mark = {"step": situation.step, "steps": steps}
+        step = _takeover_step(paid.answer, [record], None, mark)
         return Help(rung="escalate", records=[record], messages=[step], takeover=step)
 
     def ask_steps(
@@ -341,17 +272,14 @@ class Escalator:
         config: RunnableConfig | None = None,
         max_tokens: int | None = None,
     ) -> Steps[Answer]:
-        """``ask`` as a generator of ``Call``; ``max_tokens`` defaults to the policy's bound."""
+        """``ask`` as a generator of ``Call``; ``max_tokens`` bounds the briefing (the policy's)."""
+        max_tokens = max_tokens or self.policy.briefing_max_tokens
         briefing = build_briefing(
-            messages,
-            question=question,
-            context=context,
-            max_tokens=max_tokens or self.policy.briefing_max_tokens,
+            messages, question=question, context=context, max_tokens=max_tokens
         )
-        asked = Verdict(rule=None, reason=f"the model asked: {truncate_middle(question, 200)}")
         paid, record = yield from self.payer.pay(
             self.expert.advice_call(briefing),
-            verdict=asked,
+            verdict=Verdict(rule=None, reason=f"the model asked: {truncate_middle(question, 200)}"),
             thread_id=thread_id,
             config=config,
             tokens_in=estimate_tokens(briefing),
@@ -364,19 +292,18 @@ class Escalator:
             return Answer(text=None, record=record, refusal=refusal, briefing=briefing)
         return Answer(text=paid.answer.text, record=record, refusal=None, briefing=briefing)
 
-    # -- the rungs ---------------------------------------------------------------
-
     def _escalate(
         self, situation: Situation, briefing: str, records: list[EscalationRecord], index: int
     ) -> Steps[Help | None]:
-        """Call the expert; the ``Help``, or ``None`` when the ladder must move down."""
+        """Call the expert; the ``Help``, or ``None`` (record kept) when the ladder moves down."""
         takeover = self.mode == "takeover"
         if takeover and situation.host_takes_over:
             return Help(rung="escalate", records=records, briefing=briefing, host_takeover=True)
+        expert = self.expert
         call = (
-            self.expert.takeover_call([HumanMessage(briefing)])
+            expert.takeover_call([HumanMessage(briefing)])
             if takeover
-            else self.expert.advice_call(briefing)
+            else expert.advice_call(briefing)
         )
         paid, record = yield from self.payer.pay(
             call,
@@ -387,49 +314,44 @@ class Escalator:
             mode=self.mode,
             key=escalation_key(situation.config, self.node, situation.times_fired, index),
         )
-        answer = paid.answer
-        if answer is None:
-            records.append(record)
+        records.append(record)
+        prune = self.policy.prune_loop
+        if paid.answer is None:
             return None
         if not takeover:
-            text = f"{ADVICE_HEADER}\n{answer.text}"
+            text = f"{ADVICE_HEADER}\n{paid.answer.text}"
             return _guidance_help(
-                situation, "escalate", [*records, record], text,
-                prune=self.policy.prune_loop, briefing=briefing,
-            )  # fmt: skip
-        steps = self.policy.takeover_steps + 1
-        return _takeover_help(
-            situation,
-            [*records, record],
-            answer,
-            briefing,
-            steps=steps,
-            prune=self.policy.prune_loop,
-        )
+                situation, "escalate", records, text, prune=prune, briefing=briefing
+            )
+        mark = {"step": 0, "steps": self.policy.takeover_steps + 1, "briefing": briefing}
+        step = _takeover_step(paid.answer, records, situation.times_fired + 1, mark)
+        removals, summary, carried = _prune(situation, prune=prune)
+        messages: list[BaseMessage] = [step]
+        if summary:
+            note = HumanMessage(summary, additional_kwargs=carried)
+            messages.insert(0, stamp(note, record, [], fired=situation.times_fired + 1))
+        else:
+            step.additional_kwargs.update(carried)
+        return Help(
+            rung="escalate", records=records, messages=messages, removals=removals,
+            takeover=step, briefing=briefing,
+        )  # fmt: skip
 
     def _ask_human(
         self, situation: Situation, briefing: str, records: list[EscalationRecord]
     ) -> Help:
         verdict = situation.verdict
-        answer = interrupt(
-            {
-                "node": self.node,
-                "rule": verdict.rule,
-                "reason": redact(verdict.reason),
-                "evidence": list(verdict.evidence),
-                "briefing": briefing,
-            }
-        )
-        guidance = _guidance_from(answer, self.node)
-        record = self.payer.record(verdict, situation.thread_id, "human", "human")
-        text = f"{HUMAN_HEADER}\n{guidance}"
-        return _guidance_help(
-            situation, "human", [*records, record], text,
-            prune=self.policy.prune_loop, briefing=briefing,
-        )  # fmt: skip
+        answer = interrupt({
+            "node": self.node, "rule": verdict.rule, "reason": redact(verdict.reason),
+            "evidence": list(verdict.evidence), "briefing": briefing,
+        })  # fmt: skip
+        text = f"{HUMAN_HEADER}\n{_guidance_from(answer, self.node)}"
+        records.append(self._record(situation, "human", "human"))
+        prune = self.policy.prune_loop
+        return _guidance_help(situation, "human", records, text, prune=prune, briefing=briefing)
 
     def _stop(self, situation: Situation, records: list[EscalationRecord]) -> Help:
-        record = self.payer.record(situation.verdict, situation.thread_id, "stop", "stopped")
+        record = self._record(situation, "stop", "stopped")
         if self.policy.stop_behavior == "raise":
             raise EscalationStopped(record)
         text = f"I stopped working on this task because I was stuck: {record.reason}"
@@ -438,67 +360,37 @@ class Escalator:
         stamped = stamp(message, record, records, fired=situation.times_fired + 1)
         return Help(rung="stop", records=[*records, record], messages=[stamped], stopped=True)
 
+    def _record(
+        self, situation: Situation, action: Action, outcome: Outcome, **fields: Any
+    ) -> EscalationRecord:
+        return self.payer.record(situation.verdict, situation.thread_id, action, outcome, **fields)
+
     def _briefing(self, situation: Situation) -> str:
-        return build_briefing(
-            situation.messages,
-            verdict=situation.verdict,
-            max_tokens=self.policy.briefing_max_tokens,
-        )
+        limit = self.policy.briefing_max_tokens
+        return build_briefing(situation.messages, verdict=situation.verdict, max_tokens=limit)
 
 
 def _guidance_help(
-    situation: Situation,
-    rung: Rung,
-    records: list[EscalationRecord],
-    text: str,
-    *,
-    prune: bool,
-    briefing: str | None = None,
-) -> Help:
+    situation: Situation, rung: Rung, records: list[EscalationRecord], text: str, *,
+    prune: bool, briefing: str | None = None,
+) -> Help:  # fmt: skip
     """Guidance for the weak model (``records[-1]`` is its rung's), after the pruned loop."""
     removals, summary, carried = _prune(situation, prune=prune)
-    content = f"{summary}\n\n{text}" if summary else text
-    message = HumanMessage(content, additional_kwargs=carried)
+    message = HumanMessage(f"{summary}\n\n{text}" if summary else text, additional_kwargs=carried)
     stamped = stamp(message, records[-1], records[:-1], fired=situation.times_fired + 1)
     return Help(
-        rung=rung,
-        records=records,
-        messages=[stamped],
-        removals=removals,
-        guidance=text,
+        rung=rung, records=records, messages=[stamped], removals=removals, guidance=text,
         briefing=briefing,
-    )
+    )  # fmt: skip
 
 
-def _takeover_help(
-    situation: Situation,
-    records: list[EscalationRecord],
-    answer: ExpertAnswer,
-    briefing: str,
-    *,
-    steps: int,
-    prune: bool,
-) -> Help:
-    """The strong model's opening step of a takeover, marked for the steps that follow."""
-    record, fired = records[-1], situation.times_fired + 1
-    step = stamp(answer.message or AIMessage(answer.text), record, records[:-1], fired=fired)
-    step.additional_kwargs[TAKEOVER_KEY] = {"step": 0, "steps": steps, "briefing": briefing}
-    removals, summary, carried = _prune(situation, prune=prune)
-    messages: list[BaseMessage] = []
-    if summary:
-        note = HumanMessage(summary, additional_kwargs=carried)
-        messages.append(stamp(note, record, [], fired=fired))
-    else:
-        step.additional_kwargs.update(carried)
-    messages.append(step)
-    return Help(
-        rung="escalate",
-        records=records,
-        messages=messages,
-        removals=removals,
-        takeover=step,
-        briefing=briefing,
-    )
+def _takeover_step(
+    answer: ExpertAnswer, records: list[EscalationRecord], fired: int | None, mark: dict[str, Any]
+) -> Any:
+    """The strong model's step, stamped with its record (``records[-1]``) and marked."""
+    step = stamp(answer.message or AIMessage(answer.text), records[-1], records[:-1], fired=fired)
+    step.additional_kwargs[TAKEOVER_KEY] = mark
+    return step
 
 
 def _prune(situation: Situation, *, prune: bool) -> tuple[list[RemoveMessage], str, dict[str, Any]]:

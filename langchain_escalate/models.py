@@ -1,18 +1,10 @@
 """Model specs: a model string or a chat model, resolved lazily at first use.
 
-A model string takes one of two forms, told apart by ``model_kind``:
-
-* ``"provider:model"`` (LangChain's convention, ``"anthropic:claude-sonnet-4-6"``)
-  when the part before the first ``:`` names a provider LangChain's
-  ``init_chat_model`` knows and comes before any ``/``. It is built by
-  ``init_chat_model``, which needs the provider's package
-  (``langchain-anthropic``...).
-* Anything else is a litellm id (``"anthropic/claude-sonnet-4-6"``,
-  ``"ollama/llama3:8b"``, ``"ft:gpt-4o-mini:org::id"``) and becomes a
-  ``langchain_litellm.ChatLiteLLM``, which needs nothing more.
-
-Either way the model is priced under its litellm name (``price_name``), so both
-spellings of one model cost the same and land in the same row of a report.
+``"provider:model"`` with a provider LangChain's ``init_chat_model`` knows is
+built by ``init_chat_model`` (which needs the provider's package); any other
+string is a litellm id (``"anthropic/claude-sonnet-4-6"``, ``"ollama/llama3:8b"``)
+and becomes a ``ChatLiteLLM``. Either way the model is priced under its litellm
+name (``price_name``), so both spellings of one model cost the same.
 """
 
 from __future__ import annotations
@@ -24,106 +16,47 @@ from langchain_core.language_models import BaseChatModel
 
 ModelKind = Literal["langchain", "litellm"]
 
-LANGCHAIN_PROVIDERS = frozenset(
-    {
-        "anthropic",
-        "anthropic_bedrock",
-        "azure_ai",
-        "azure_openai",
-        "baseten",
-        "bedrock",
-        "bedrock_converse",
-        "bedrock_mantle_anthropic",
-        "bedrock_mantle_openai",
-        "cohere",
-        "deepseek",
-        "fireworks",
-        "google_anthropic_vertex",
-        "google_genai",
-        "google_vertexai",
-        "groq",
-        "huggingface",
-        "ibm",
-        "langsmith",
-        "litellm",
-        "meta",
-        "mistralai",
-        "nvidia",
-        "ollama",
-        "openai",
-        "openrouter",
-        "perplexity",
-        "together",
-        "upstage",
-        "xai",
-    }
-)
-"""The providers ``init_chat_model`` takes as ``provider:model`` (LangChain 1.x).
-
-Kept here so that naming a model imports nothing; ``tests/test_models.py``
-checks it against the installed LangChain."""
+# init_chat_model's providers (LangChain 1.x), kept here so that naming a model
+# imports nothing; tests/test_models.py checks them against the installed LangChain.
+LANGCHAIN_PROVIDERS = frozenset({
+    "anthropic", "anthropic_bedrock", "azure_ai", "azure_openai", "baseten", "bedrock",
+    "bedrock_converse", "bedrock_mantle_anthropic", "bedrock_mantle_openai", "cohere", "deepseek",
+    "fireworks", "google_anthropic_vertex", "google_genai", "google_vertexai", "groq",
+    "huggingface", "ibm", "langsmith", "litellm", "meta", "mistralai", "nvidia", "ollama",
+    "openai", "openrouter", "perplexity", "together", "upstage", "xai",
+})  # fmt: skip
 
 LITELLM_PROVIDER_OF = {
-    "anthropic_bedrock": "bedrock",
-    "azure_openai": "azure",
-    "bedrock_converse": "bedrock",
-    "bedrock_mantle_anthropic": "bedrock",
-    "bedrock_mantle_openai": "bedrock",
-    "fireworks": "fireworks_ai",
-    "google_anthropic_vertex": "vertex_ai",
-    "google_genai": "gemini",
-    "google_vertexai": "vertex_ai",
-    "ibm": "watsonx",
-    "meta": "meta_llama",
-    "mistralai": "mistral",
-    "nvidia": "nvidia_nim",
-    "together": "together_ai",
-}
+    "anthropic_bedrock": "bedrock", "azure_openai": "azure", "bedrock_converse": "bedrock",
+    "bedrock_mantle_anthropic": "bedrock", "bedrock_mantle_openai": "bedrock",
+    "fireworks": "fireworks_ai", "google_anthropic_vertex": "vertex_ai", "google_genai": "gemini",
+    "google_vertexai": "vertex_ai", "ibm": "watsonx", "meta": "meta_llama", "mistralai": "mistral",
+    "nvidia": "nvidia_nim", "together": "together_ai",
+}  # fmt: skip
 """LangChain provider names that litellm spells differently (the others are the same)."""
 
 
 def model_kind(model_id: str) -> ModelKind:
-    """Say which library builds a model string: LangChain or litellm.
+    """Say which library builds a model string.
 
-    Args:
-        model_id: A model string.
-
-    Returns:
-        ``"langchain"`` when the text before the first ``:`` is a provider
-        ``init_chat_model`` knows and no ``/`` comes before that ``:``;
-        ``"litellm"`` otherwise.
+    ``"langchain"`` when the text before the first ``:`` is a provider
+    ``init_chat_model`` knows and holds no ``/``; ``"litellm"`` otherwise.
 
     Example:
-        >>> model_kind("anthropic:claude-sonnet-4-6"), model_kind("anthropic/claude-sonnet-4-6")
+        >>> model_kind("anthropic:claude-sonnet-4-6"), model_kind("ollama/llama3:8b")
         ('langchain', 'litellm')
-        >>> model_kind("ollama/llama3:8b"), model_kind("ft:gpt-4o-mini:acme::x1")
-        ('litellm', 'litellm')
     """
     provider, colon, _ = model_id.partition(":")
-    if colon and "/" not in provider and provider in LANGCHAIN_PROVIDERS:
-        return "langchain"
-    return "litellm"
+    langchain = colon and "/" not in provider and provider in LANGCHAIN_PROVIDERS
+    return "langchain" if langchain else "litellm"
 
 
 def price_name(model_id: str) -> str:
-    """Return the name litellm's price map knows a model string by.
-
-    A litellm id is its own price name. ``provider:model`` becomes
-    ``litellm_provider/model``; ``litellm:ID`` becomes ``ID``.
-
-    Args:
-        model_id: A model string of either form.
-
-    Returns:
-        The litellm id to price the model under (and to record it as).
+    """Return the litellm id a model string is priced and recorded under.
 
     Example:
-        >>> price_name("anthropic:claude-sonnet-4-6")
-        'anthropic/claude-sonnet-4-6'
-        >>> price_name("google_genai:gemini-2.5-flash")
-        'gemini/gemini-2.5-flash'
-        >>> price_name("litellm:deepseek/deepseek-chat")
-        'deepseek/deepseek-chat'
+        >>> price_name("google_genai:gemini-2.5-flash"), price_name("litellm:deepseek/v3")
+        ('gemini/gemini-2.5-flash', 'deepseek/v3')
     """
     if model_kind(model_id) == "litellm":
         return model_id
@@ -136,25 +69,15 @@ def price_name(model_id: str) -> str:
 class ModelRef:
     """A chat model named now and built at first use.
 
-    A string is built the first time ``get()`` is called, so naming a model
-    (loading a config, building a graph) imports no provider SDK and litellm
-    (seconds) is paid only by code that calls a model:
-
-    * ``"provider:model"`` with a provider LangChain knows
-      (``"anthropic:claude-sonnet-4-6"``) goes through LangChain's
-      ``init_chat_model``; the provider's package (``langchain-anthropic``)
-      must be installed, and a clear ``ImportError`` names it when not.
-    * any other string is a litellm id (``"anthropic/claude-sonnet-4-6"``,
-      ``"openai/qwen2.5"`` with ``api_base=...``) and becomes a
-      ``langchain_litellm.ChatLiteLLM``.
-
-    A ``BaseChatModel`` is used as it is.
+    Naming a model (loading a config, building a graph) imports no provider SDK,
+    and litellm (seconds) is paid only by code that calls a model.
 
     Args:
-        spec: A model string, a ``BaseChatModel``, or another ``ModelRef``.
-        **model_kwargs: Extra arguments for the model's constructor
-            (``temperature``, ``max_tokens``, ``api_base`` for litellm,
-            ``base_url`` for ``init_chat_model``...); only with a string spec.
+        spec: ``"provider:model"`` (through ``init_chat_model``, whose provider
+            package must be installed), a litellm id (a ``ChatLiteLLM``), a
+            ``BaseChatModel`` (used as it is), or another ``ModelRef``.
+        **model_kwargs: Constructor arguments (``temperature``, ``api_base``...);
+            only with a string spec.
 
     Raises:
         TypeError: ``spec`` is none of the accepted kinds, or kwargs were given
@@ -164,49 +87,25 @@ class ModelRef:
         >>> ref = ModelRef("anthropic:claude-sonnet-4-6", temperature=0)
         >>> ref.kind, ref.name, ref.is_resolved
         ('langchain', 'anthropic/claude-sonnet-4-6', False)
-        >>> ModelRef("deepseek/deepseek-chat").name
-        'deepseek/deepseek-chat'
     """
 
     def __init__(self, spec: str | BaseChatModel | ModelRef, **model_kwargs: Any) -> None:
         """Name the model; nothing is built or imported yet."""
-        if isinstance(spec, ModelRef):
-            if model_kwargs:
-                msg = "ModelRef(...) takes no model kwargs when wrapping another ModelRef"
-                raise TypeError(msg)
-            # Same class. The wrapped ref builds the model, once, for both.
-            self._spec: str | BaseChatModel = spec._spec  # noqa: SLF001
-            self._kwargs: dict[str, Any] = dict(spec._kwargs)  # noqa: SLF001
-            self._model: BaseChatModel | None = spec._model  # noqa: SLF001
-            self._source: ModelRef | None = spec
-        elif isinstance(spec, (str, BaseChatModel)):
-            if isinstance(spec, BaseChatModel) and model_kwargs:
-                msg = (
-                    f"model kwargs {sorted(model_kwargs)} apply only to a model string, "
-                    f"not to a ready {type(spec).__name__}"
-                )
-                raise TypeError(msg)
-            if isinstance(spec, str) and not spec.strip():
-                msg = "a model id must not be empty"
-                raise TypeError(msg)
-            self._spec = spec
-            self._kwargs = model_kwargs
-            self._model = spec if isinstance(spec, BaseChatModel) else None
-            self._source = None
-        else:
-            msg = (
-                "expected a model string ('provider:model' or a litellm id) or a "
-                f"BaseChatModel, got {type(spec).__name__}"
-            )
-            raise TypeError(msg)
+        problem = _spec_problem(spec, model_kwargs)
+        if problem:
+            raise TypeError(problem)
+        # A wrapped ref builds the model, once, for both.
+        self._source = spec if isinstance(spec, ModelRef) else None
+        self._spec: str | BaseChatModel = spec._spec if isinstance(spec, ModelRef) else spec  # noqa: SLF001
+        self._kwargs = model_kwargs
+        self._model = spec if isinstance(spec, BaseChatModel) else None
         self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
         """The model's litellm name, for records and pricing; known without building it."""
-        if isinstance(self._spec, str):
-            return price_name(self._spec)
-        return model_name_of(self._spec)
+        spec = self._spec
+        return price_name(spec) if isinstance(spec, str) else model_name_of(spec)
 
     @property
     def spec(self) -> str | None:
@@ -221,7 +120,7 @@ class ModelRef:
     @property
     def is_resolved(self) -> bool:
         """Whether the chat model has been built."""
-        return self._model is not None or (self._source is not None and self._source.is_resolved)
+        return self._source.is_resolved if self._source else self._model is not None
 
     def get(self) -> BaseChatModel:
         """Return the chat model, building it on first call (thread-safe).
@@ -230,10 +129,9 @@ class ModelRef:
             ImportError: A ``provider:model`` string's LangChain package is not
                 installed; the message names the package to install.
         """
+        if self._source is not None:
+            return self._source.get()
         if self._model is None:
-            if self._source is not None:
-                self._model = self._source.get()
-                return self._model
             with self._lock:
                 if self._model is None:
                     self._model = build_chat_model(str(self._spec), self._kwargs)
@@ -256,27 +154,19 @@ def model_name_of(model: BaseChatModel) -> str:
 def build_chat_model(model_id: str, kwargs: dict[str, Any]) -> BaseChatModel:
     """Build the chat model a model string names (what ``ModelRef.get`` calls once).
 
-    Args:
-        model_id: ``"provider:model"`` or a litellm id (see ``model_kind``).
-        kwargs: Constructor arguments for the model.
-
-    Returns:
-        The chat model: ``init_chat_model``'s for ``provider:model``, a
-        ``ChatLiteLLM`` otherwise.
-
     Raises:
         ImportError: The LangChain provider package is missing (named in the message).
     """
-    if model_kind(model_id) == "langchain":
-        return _build_langchain(model_id, kwargs)
-    return _build_litellm(model_id, kwargs)
+    from langchain_escalate.cost import ensure_offline_price_map  # noqa: PLC0415
 
+    if model_kind(model_id) == "litellm" or model_id.startswith("litellm:"):
+        ensure_offline_price_map()
+    if model_kind(model_id) == "litellm":
+        from langchain_litellm import ChatLiteLLM  # noqa: PLC0415 - litellm is slow to import
 
-def _build_langchain(model_id: str, kwargs: dict[str, Any]) -> BaseChatModel:
+        return ChatLiteLLM(model=model_id, **kwargs)
     from langchain.chat_models import init_chat_model  # noqa: PLC0415 - only when a model is built
 
-    if model_id.startswith("litellm:"):
-        _offline_prices()
     try:
         model: BaseChatModel = init_chat_model(model_id, **kwargs)
     except ImportError as error:
@@ -291,15 +181,15 @@ def _build_langchain(model_id: str, kwargs: dict[str, Any]) -> BaseChatModel:
     return model
 
 
-def _build_litellm(model_id: str, kwargs: dict[str, Any]) -> BaseChatModel:
-    _offline_prices()
-    from langchain_litellm import ChatLiteLLM  # noqa: PLC0415 - litellm is slow to import
-
-    model: BaseChatModel = ChatLiteLLM(model=model_id, **kwargs)
-    return model
-
-
-def _offline_prices() -> None:
-    from langchain_escalate.cost import ensure_offline_price_map  # noqa: PLC0415 - imports litellm
-
-    ensure_offline_price_map()
+def _spec_problem(spec: object, kwargs: dict[str, Any]) -> str | None:
+    if not isinstance(spec, (str, BaseChatModel, ModelRef)):
+        kind = type(spec).__name__
+        return f"expected a model string ('provider:model' or a litellm id) or a model, got {kind}"
+    if isinstance(spec, ModelRef) and kwargs:
+        return "ModelRef(...) takes no model kwargs when wrapping another ModelRef"
+    if isinstance(spec, BaseChatModel) and kwargs:
+        kind = type(spec).__name__
+        return f"model kwargs {sorted(kwargs)} apply only to a model string, not to a ready {kind}"
+    if isinstance(spec, str) and not spec.strip():
+        return "a model id must not be empty"
+    return None

@@ -1,13 +1,10 @@
 """One strong-model call under the budget: reserve, call, settle or release.
 
-Money always counts: a call that returned is settled at what its replies cost,
-an unusable answer included (it was billed); a call that raised before any
-reply is released; a call cut short by its timeout settles the estimate, since
-the provider may have billed it; cancellation and ``KeyboardInterrupt``
-release before they go on, so no reservation waits out its TTL. Transient
-errors are retried with backoff before the call counts as failed; fatal ones
-(authentication, bad request, unknown model, programming errors) are released
-and raised to the caller unchanged.
+A call that returned is settled at what its replies cost, an unusable answer
+included (it was billed); one that raised before any reply is released; one cut
+short by its timeout keeps the estimate spent, since the provider may have
+billed it. Cancellation and interrupts release before they go on. Transient
+errors are retried first; fatal ones are released and raised unchanged.
 """
 
 from __future__ import annotations
@@ -44,9 +41,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("langchain_escalate")
 
-EXPECTED_ANSWER_TOKENS = 500
-"""Output tokens assumed when estimating an escalation's cost for the budget."""
-
+EXPECTED_ANSWER_TOKENS = 500  # output tokens assumed in a call's estimate for the budget
 PROMPT_OVERHEAD_TOKENS = 150  # the expert's system prompt and message framing
 
 
@@ -56,18 +51,11 @@ class StrongTimeoutError(TimeoutError):
 
 @dataclass(frozen=True)
 class Paid:
-    """What one paid call gave.
+    """What one paid call gave: the answer, or why there is none (``refusal``, ``failure``).
 
-    Attributes:
-        answer: The expert's answer; ``None`` when refused or failed.
-        refusal: Why the budget refused (then nothing was called).
-        failure: Why the call failed (``Type: message``).
-        tokens_in: Prompt tokens of every reply, the unusable ones included.
-        tokens_out: Completion tokens likewise.
-        cost_usd: What the replies cost; ``None`` when a price is unknown.
-        latency_s: Seconds spent in the call.
-        reused: The answer was paid for by an earlier run of this step and read
-            back from the ledger; nothing was paid now.
+    Tokens and cost count every reply, the unusable ones included; ``reused``:
+    the answer was paid for by an earlier run of this step and read back from
+    the ledger.
     """
 
     answer: ExpertAnswer | None = None
@@ -82,15 +70,11 @@ class Paid:
 
 @dataclass(frozen=True)
 class Payer:
-    """Pays for one node's strong-model calls and records them.
+    """Pays for one node's strong-model calls under ``budget`` and records them.
 
-    Attributes:
-        node: The node (tool, middleware) named in records and traces.
-        model: The expert's name, for prices and records.
-        is_graph: The expert is a user's compiled graph (its models price themselves).
-        prices: The price book.
-        budget: The budget; ``None``: unbounded.
-        policy: Retries, backoff, timeout and streaming of the strong call.
+    ``model`` is the expert's name, for prices and records; ``is_graph``: the
+    expert is a user's compiled graph, whose replies are priced by their own
+    ``model_name``.
     """
 
     node: str
@@ -115,39 +99,26 @@ class Payer:
     ) -> Steps[tuple[Paid, EscalationRecord]]:
         """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
 
-        Args:
-            call: ``Expert.advice_call(...)``/``takeover_call(...)`` (given the
-                tagged run config), or a ready ``Call`` the host makes itself.
-            verdict: The verdict being answered (its rule and reason go in the record).
-            thread_id: The thread, for the budget and the record.
-            config: The host's run config; ``None`` for a host's own call.
-            tokens_in: The prompt's size, for the budget's estimate.
-            mode: The record's mode.
-            reason: The record's reason; the verdict's by default.
-            outcome: The record's outcome on success; by mode by default.
-            key: The call's idempotency key (``run_config.escalation_key``): a
-                replayed step reuses its reservation, and an answer already
-                paid for is read back from the ledger instead of paid again.
-
-        Returns:
-            A generator of ``Call`` returning what was paid and its record.
+        ``call`` is ``Expert.advice_call``/``takeover_call`` (given the tagged
+        run ``config``) or a ready ``Call`` the host makes itself; ``tokens_in``
+        sizes the budget's estimate; ``reason`` and ``outcome`` override the
+        record's defaults. With ``key`` (``run_config.escalation_key``) a
+        replayed step reuses its reservation, or reads back the answer it paid for.
         """
         ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
-        paid = yield from self._call(ready, thread_id=thread_id, tokens_in=tokens_in, key=key)
+        paid = yield from self._call(ready, thread_id or "default", tokens_in, key)
         why = reason or verdict.reason
         if paid.reused:
             why = f"{why} (The answer paid for before a restart, read back from the ledger.)"
         if paid.refusal is not None:
-            refused = self.record(
-                verdict, thread_id, "escalate", "over_budget", mode=mode,
-                reason=f"{why} Budget refused: {paid.refusal}",
-            )  # fmt: skip
-            return paid, refused
+            why = f"{why} Budget refused: {paid.refusal}"
+            return paid, self.record(
+                verdict, thread_id, "escalate", "over_budget", mode=mode, reason=why
+            )
         done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
         if paid.failure is not None:
-            logger.warning(
-                "node %r: expert %r failed: %s", self.node, self.model, redact(paid.failure)
-            )
+            failure = redact(paid.failure)
+            logger.warning("node %r: expert %r failed: %s", self.node, self.model, failure)
             why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
         record = self.record(
             verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.model,
@@ -176,54 +147,6 @@ class Payer:
         emit_record(record)
         return record
 
-    def _call(
-        self, call: Call[ExpertAnswer], *, thread_id: str | None, tokens_in: int, key: str | None
-    ) -> Steps[Paid]:
-        """Reserve, call, settle or release."""
-        reservation: Reservation | None = None
-        if self.budget is not None:
-            reservation = yield self._reserve(thread_id or "default", tokens_in, key)
-            if reservation.granted and reservation.already_settled:
-                if reservation.settled_result is not None:
-                    return _paid_before(reservation)
-                # Paid before, but its answer was not kept: this call is a new one.
-                retry = None if key is None else f"{key}:again"
-                reservation = yield self._reserve(thread_id or "default", tokens_in, retry)
-            if not reservation.granted:
-                return Paid(refusal=reservation.reason)
-        started = time.perf_counter()
-        try:
-            answer: ExpertAnswer = yield self._guarded(call)
-        except GraphBubbleUp:
-            # An interrupt inside an expert graph: the step is replayed on resume
-            # and must find the money it set aside free again.
-            yield from _close(reservation, billed=False)
-            raise
-        except StrongTimeoutError as error:
-            # The provider may have billed the abandoned call: the estimate stays spent.
-            yield from _close(reservation, billed=True, cost=None)
-            return Paid(failure=_describe(error), cost_usd=None, latency_s=_since(started))
-        except Exception as error:
-            billed = error.calls if isinstance(error, ExpertError) else ()
-            tokens_in_, tokens_out, cost = self.cost_of(billed)
-            yield from _close(reservation, billed=bool(billed), cost=cost)
-            if classify(error) == "fatal" and not isinstance(error, ExpertError):
-                raise
-            return Paid(
-                failure=_describe(error), tokens_in=tokens_in_, tokens_out=tokens_out,
-                cost_usd=cost, latency_s=_since(started),
-            )  # fmt: skip
-        except BaseException:
-            yield from _close(reservation, billed=False)
-            raise
-        tokens_in_, tokens_out, cost = self.cost_of(answer.calls)
-        kept = _kept_answer(answer, tokens_in_, tokens_out)
-        yield from _close(reservation, billed=True, cost=cost, result=kept)
-        return Paid(
-            answer=answer, tokens_in=tokens_in_, tokens_out=tokens_out, cost_usd=cost,
-            latency_s=_since(started),
-        )  # fmt: skip
-
     def cost_of(self, calls: Sequence[AIMessage]) -> tuple[int, int, float | None]:
         """Tokens in, tokens out and USD of the expert's replies (each priced on its own)."""
         from langchain_escalate.cost import price_reply  # noqa: PLC0415 - cost imports litellm lazily
@@ -235,37 +158,90 @@ class Payer:
             if self.is_graph:
                 model = str(reply.response_metadata.get("model_name") or self.model)
             reply_in, reply_out, cost = price_reply(self.prices, model, reply)
-            tokens_in += reply_in
-            tokens_out += reply_out
+            tokens_in, tokens_out = tokens_in + reply_in, tokens_out + reply_out
             total = None if total is None or cost is None else total + cost
         return tokens_in, tokens_out, total
 
     def estimate(self, tokens_in: int) -> float | None:
-        """The call's likely cost; ``None`` lets the budget use its default estimate."""
+        """The call's likely cost; ``None`` (a graph's models are unknown): the budget's default."""
         if self.is_graph:
-            return None  # the models inside a user's graph are unknown
-        prompt = tokens_in + PROMPT_OVERHEAD_TOKENS
-        return self.prices.cost_usd(self.model, prompt, EXPECTED_ANSWER_TOKENS)
+            return None
+        return self.prices.cost_usd(
+            self.model, tokens_in + PROMPT_OVERHEAD_TOKENS, EXPECTED_ANSWER_TOKENS
+        )
+
+    def _call(
+        self, call: Call[ExpertAnswer], thread: str, tokens_in: int, key: str | None
+    ) -> Steps[Paid]:
+        reservation: Reservation | None = None
+        if self.budget is not None:
+            reservation = yield self._reserve(self.budget, thread, tokens_in, key)
+            if reservation.granted and reservation.already_settled:
+                if reservation.settled_result is not None:
+                    return _paid_before(reservation)
+                # Paid before, but its answer was not kept: this call is a new one.
+                again = None if key is None else f"{key}:again"
+                reservation = yield self._reserve(self.budget, thread, tokens_in, again)
+            if not reservation.granted:
+                return Paid(refusal=reservation.reason)
+        started = time.perf_counter()
+        try:
+            answer: ExpertAnswer = yield self._guarded(call)
+        except BaseException as error:
+            failed = self._failed(error, reservation, time.perf_counter() - started)
+            if reservation is not None:  # settles what was marked paid, else releases
+                yield Call(reservation.release, reservation.arelease)
+            if failed is None:
+                raise
+            return failed
+        tokens_in, tokens_out, cost = self.cost_of(answer.calls)
+        if reservation is not None:
+            kept = _kept_answer(answer, tokens_in, tokens_out)
+            yield _settle(reservation, cost, kept)
+        latency = time.perf_counter() - started
+        return Paid(
+            answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=latency,
+        )  # fmt: skip
+
+    def _failed(
+        self, error: BaseException, reservation: Reservation | None, latency: float
+    ) -> Paid | None:
+        """The failure to record, marking what was billed paid; ``None``: re-raise the error."""
+        if isinstance(error, StrongTimeoutError):
+            # The provider may have billed the abandoned call: the estimate stays spent.
+            if reservation is not None:
+                reservation.mark_paid(None)
+            return Paid(failure=_describe(error), cost_usd=None, latency_s=latency)
+        # An interrupt inside an expert graph replays the step, which must find its money free.
+        if not isinstance(error, Exception) or isinstance(error, GraphBubbleUp):
+            return None
+        billed = error.calls if isinstance(error, ExpertError) else ()
+        tokens_in, tokens_out, cost = self.cost_of(billed)
+        if billed and reservation is not None:
+            reservation.mark_paid(cost)
+        if classify(error) == "fatal" and not isinstance(error, ExpertError):
+            return None
+        return Paid(
+            failure=_describe(error), tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=latency,
+        )  # fmt: skip
 
     def _traced(self, config: RunnableConfig | None, verdict: Verdict, mode: str) -> RunnableConfig:
         # LangGraph's "nostream" tag keeps the strong model's tokens out of
         # stream_mode="messages": a chat UI must not show the internal advice.
         tags = ["escalation"] if self.policy.stream_expert else ["escalation", "nostream"]
-        metadata = {
-            "escalation_node": self.node,
-            "escalation_rule": verdict.rule,
-            "escalation_mode": mode,
-        }
+        metadata = {"escalation_node": self.node, "escalation_rule": verdict.rule}
         extra: RunnableConfig = {
-            "tags": tags, "metadata": metadata, "run_name": f"escalation:{self.node}"
-        }  # fmt: skip
+            "tags": tags,
+            "metadata": {**metadata, "escalation_mode": mode},
+            "run_name": f"escalation:{self.node}",
+        }
         return merge_configs(config, extra)
 
-    def _reserve(self, thread: str, tokens_in: int, key: str | None) -> Call[Reservation]:
-        budget = self.budget
-        if budget is None:  # pragma: no cover - callers check
-            msg = "no budget configured"
-            raise RuntimeError(msg)
+    def _reserve(
+        self, budget: Budget, thread: str, tokens_in: int, key: str | None
+    ) -> Call[Reservation]:
         estimate = self.estimate(tokens_in)
         return Call(
             lambda: budget.reserve(thread, estimate_usd=estimate, key=key),
@@ -281,13 +257,14 @@ class Payer:
         def run_once() -> ExpertAnswer:
             if timeout is None:
                 return call.run()
-            context = contextvars.copy_context()  # the run config travels with the call
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                future = pool.submit(context.run, call.run)
-                try:
-                    return future.result(timeout=timeout)
-                except FutureTimeout as error:
-                    raise StrongTimeoutError(_timeout_text(timeout)) from error
+            # The run config travels with the call; an abandoned call is not waited for.
+            pool = ThreadPoolExecutor(max_workers=1)
+            try:
+                return pool.submit(contextvars.copy_context().run, call.run).result(timeout)
+            except FutureTimeout as error:
+                raise StrongTimeoutError(_timeout_text(timeout)) from error
+            finally:
+                pool.shutdown(wait=False)
 
         async def arun_once() -> ExpertAnswer:
             if timeout is None:
@@ -303,23 +280,11 @@ class Payer:
         )
 
 
-def _close(
-    reservation: Reservation | None,
-    *,
-    billed: bool,
-    cost: float | None = None,
-    result: dict[str, Any] | None = None,
-) -> Steps[None]:
-    """Settle what was billed (an unknown cost keeps the estimate spent), else release."""
-    if reservation is None:
-        return
-    if billed:
-        yield Call(
-            lambda: reservation.settle(cost, result=result),
-            lambda: reservation.asettle(cost, result=result),
-        )
-    else:
-        yield Call(reservation.release, reservation.arelease)
+def _settle(reservation: Reservation, cost: float | None, result: dict[str, Any]) -> Call[None]:
+    return Call(
+        lambda: reservation.settle(cost, result=result),
+        lambda: reservation.asettle(cost, result=result),
+    )
 
 
 def _kept_answer(answer: ExpertAnswer, tokens_in: int, tokens_out: int) -> dict[str, Any]:
@@ -341,21 +306,15 @@ def _paid_before(reservation: Reservation) -> Paid:
     if kept.get("content") is not None:
         message = AIMessage(content=kept["content"], tool_calls=kept.get("tool_calls") or [])
     answer = ExpertAnswer(text=str(kept.get("text", "")), message=message, calls=())
+    tokens_in, tokens_out = int(kept.get("tokens_in", 0)), int(kept.get("tokens_out", 0))
+    cost = reservation.settled_usd
     return Paid(
-        answer=answer,
-        tokens_in=int(kept.get("tokens_in", 0)),
-        tokens_out=int(kept.get("tokens_out", 0)),
-        cost_usd=reservation.settled_usd,
-        reused=True,
+        answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, reused=True
     )
 
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started
 
 
 def _timeout_text(timeout: float) -> str:

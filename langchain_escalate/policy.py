@@ -39,9 +39,8 @@ class EscalationPolicy(BaseModel):
         retry_backoff_s: Base of the exponential backoff (full jitter) between retries.
         strong_timeout_s: Bound on one strong-model call; past it the call
             counts as a failed escalation and the ladder moves down.
-        stream_expert: Stream the strong model's tokens in
-            ``stream_mode="messages"``; off by default, so a chat UI never
-            shows the internal advice (the custom stream events say what happened).
+        stream_expert: Stream the strong model's tokens in ``stream_mode="messages"``;
+            off by default, so a chat UI never shows the internal advice.
 
     Example:
         >>> from langchain_escalate import EscalationPolicy
@@ -69,7 +68,7 @@ class EscalationPolicy(BaseModel):
         return tuple(value) if isinstance(value, list) else value
 
     def rung(self, times_fired: int) -> Rung:
-        """Return the rung for the ``times_fired``-th firing in a turn (0-based)."""
+        """The rung for the ``times_fired``-th firing in a turn (0-based)."""
         return self.rung_at(self.start_index(times_fired))
 
     def start_index(self, times_fired: int) -> int:

@@ -20,20 +20,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("langchain_escalate")
 
-RECORD_KEY = "escalation"
-"""Key under a message's ``additional_kwargs`` that carries its ``EscalationRecord``."""
-
-ESCALATIONS_KEY = "escalations"
-"""State key of ``EscalationState``'s record list."""
-
-PROGRESS_KEY = "escalation_progress"
-"""State key of ``EscalationState``'s per-node detector and ladder state."""
-
-ATTEMPTS_KEY = "escalation_attempts"
-"""``additional_kwargs`` key: records of rungs that could not run before this message's rung."""
-
-STREAM_KEY = "escalation"
-"""Key of the custom stream event: ``{"escalation": record_dict}``."""
+RECORD_KEY = "escalation"  # additional_kwargs key: the message's own record
+ATTEMPTS_KEY = "escalation_attempts"  # additional_kwargs key: rungs that could not run before
+ESCALATIONS_KEY = "escalations"  # EscalationState key: every record
+PROGRESS_KEY = "escalation_progress"  # EscalationState key: per-node detector and ladder state
+STREAM_KEY = "escalation"  # custom stream event: {"escalation": record_dict}
 
 Action = Literal["nudge", "escalate", "human", "stop"]
 Outcome = Literal[
@@ -50,9 +41,6 @@ Outcome = Literal[
 
 UNPAID_OUTCOMES: frozenset[str] = frozenset({"over_budget", "skipped"})
 """Escalation outcomes in which the strong model was never called."""
-
-MOVED_DOWN_OUTCOMES: frozenset[str] = frozenset({"over_budget", "expert_failed", "skipped"})
-"""Outcomes of a rung that could not run: the ladder moved down, and they are emitted at once."""
 
 
 class EscalationRecord(BaseModel):
@@ -93,9 +81,7 @@ class EscalationRecord(BaseModel):
 def record_of(message: BaseMessage) -> EscalationRecord | None:
     """The ``EscalationRecord`` a message carries, if any."""
     raw = message.additional_kwargs.get(RECORD_KEY)
-    if raw is None:
-        return None
-    return raw if isinstance(raw, EscalationRecord) else EscalationRecord.model_validate(raw)
+    return None if raw is None else EscalationRecord.model_validate(raw)
 
 
 def records_of(message: BaseMessage) -> list[dict[str, Any]]:
@@ -108,22 +94,12 @@ def records_of(message: BaseMessage) -> list[dict[str, Any]]:
 
 
 def emit_record(record: EscalationRecord) -> None:
-    """Log a record and emit it as a custom stream event (``{"escalation": record_dict}``).
-
-    Outside a LangGraph run there is no stream; the record is only logged.
-
-    Args:
-        record: The record.
-    """
+    """Log a record and emit it as a custom stream event (``{"escalation": record_dict}``)."""
+    cost = "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}"
     logger.info(
         "node %r: %s (%s) on %s: %s; cost %s",
-        record.node,
-        record.action,
-        record.outcome,
-        record.rule,
-        record.reason,
-        "unknown" if record.cost_usd is None else f"${record.cost_usd:.6f}",
-    )
+        record.node, record.action, record.outcome, record.rule, record.reason, cost,
+    )  # fmt: skip
     from langgraph.config import get_stream_writer  # noqa: PLC0415 - only inside a graph run
 
     try:

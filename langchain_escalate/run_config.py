@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -18,20 +18,14 @@ except ImportError:  # pragma: no cover - depends on the installed langgraph
 
 def thread_id_of(config: RunnableConfig | None) -> str | None:
     """The run's ``thread_id`` as a string, or ``None`` outside a thread."""
-    thread_id = ((config or {}).get("configurable") or {}).get("thread_id")
-    return str(thread_id) if thread_id is not None else None
+    return _text(_configurable(config).get("thread_id"))
 
 
 def thread_id_of_runtime(runtime: object) -> str | None:
-    """The ``thread_id`` of a LangGraph ``Runtime`` (where the run config is out of reach).
-
-    Falls back to the run config in context for LangGraph versions whose
-    runtime carries no ``execution_info``.
-    """
+    """The ``thread_id`` of a LangGraph ``Runtime`` (of the run config on an older LangGraph)."""
     info = getattr(runtime, "execution_info", None)
     if info is not None:
-        thread_id = getattr(info, "thread_id", None)
-        return str(thread_id) if thread_id is not None else None
+        return _text(getattr(info, "thread_id", None))
     from langgraph.config import get_config  # noqa: PLC0415 - only for older LangGraph
 
     try:
@@ -42,26 +36,27 @@ def thread_id_of_runtime(runtime: object) -> str | None:
 
 def has_checkpointer(config: RunnableConfig | None) -> bool:
     """Whether the running graph has a checkpointer, so ``interrupt()`` can pause it."""
-    return ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER) is not None
+    return _configurable(config).get(CONFIG_KEY_CHECKPOINTER) is not None
 
 
 def escalation_key(config: RunnableConfig | None, *parts: object) -> str | None:
-    """An idempotency key for one paid call of this graph task, stable across a replay.
+    """An idempotency key for one paid call of this task; ``None`` without thread and checkpointer.
 
-    LangGraph names each task by the checkpoint it runs from (``checkpoint_ns``
-    is ``node:task_id``, the task id derived from that checkpoint), so a step
-    replayed after a crash or an interrupt gets the same key, and the budget
-    hands back its own reservation, or the answer it already paid for.
-
-    Args:
-        config: The run config.
-        *parts: What tells this call apart within the task (firing, rung, step).
-
-    Returns:
-        The key; ``None`` outside a thread with a checkpointer.
+    ``checkpoint_ns`` (``node:task_id``) derives from the checkpoint the task
+    runs from, so a step replayed after a crash or an interrupt gets the same
+    key, and the budget hands back its reservation or the answer it paid for.
+    ``parts`` tell calls apart within the task (firing, rung, step).
     """
-    configurable = (config or {}).get("configurable") or {}
+    configurable = _configurable(config)
     thread, task = configurable.get("thread_id"), configurable.get("checkpoint_ns")
-    if thread is None or not task or configurable.get(CONFIG_KEY_CHECKPOINTER) is None:
+    if thread is None or not task or not has_checkpointer(config):
         return None
     return ":".join(str(part) for part in (thread, task, *parts))
+
+
+def _configurable(config: RunnableConfig | None) -> dict[str, Any]:
+    return (config or {}).get("configurable") or {}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

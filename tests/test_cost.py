@@ -177,6 +177,22 @@ def test_configured_prices_come_first_and_match_without_the_provider_prefix() ->
     assert book.cost_usd("openai/qwen2.5", 2_000_000, 0) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    "model", ["openai/qwen2.5", "openai:qwen2.5", "google_genai:gemini-x", "gemini/gemini-x"]
+)
+def test_configured_prices_match_either_spelling_of_a_model(model: str) -> None:
+    # LangChain's "provider:model" and litellm's "provider/model" name one model, one price.
+    book = PriceBook(
+        {
+            "openai:qwen2.5": {"input": 1.0, "output": 0.0},
+            "gemini/gemini-x": {"input": 1.0, "output": 0.0},
+        }
+    )
+    bare = PriceBook({model.replace(":", "/").split("/")[1]: {"input": 1.0, "output": 0.0}})
+    assert book.cost_usd(model, 1_000_000, 0) == pytest.approx(1.0)
+    assert bare.cost_usd(model, 1_000_000, 0) == pytest.approx(1.0)
+
+
 def test_malformed_prices_are_rejected() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         PriceBook({"m": {"input": -1, "output": 0}})
