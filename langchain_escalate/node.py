@@ -68,13 +68,12 @@ def create_escalating_node(
     """Create a LangGraph node that runs a weak step and escalates when it is stuck.
 
     Works in any state with a ``messages`` channel; with the ``EscalationState`` keys,
-    records also go to ``escalations`` and the progress to ``escalation_progress``
-    (docs/decisions.md). Fatal model errors raise; transient ones are retried.
+    records also go to ``escalations``, progress to ``escalation_progress`` (docs/decisions.md).
 
     Args:
-        weak: A litellm model id, a ``BaseChatModel`` (bound to ``tools``), or your
-            own node (a callable or Runnable from state to an update with ``messages``).
-        strong: A litellm model id, a ``BaseChatModel``, or a compiled graph.
+        weak: A model (``"provider:model"``, ``"provider/model"``, a ``BaseChatModel``:
+            bound to ``tools``) or your own node (state in, ``messages`` update out).
+        strong: A model (the same kinds) or a compiled graph.
         tools: The weak model's tools; in ``takeover`` mode the strong model's too.
         detector: Thresholds of the stuck detector.
         policy: The ladder and the escalation mode.
@@ -88,8 +87,7 @@ def create_escalating_node(
         A Runnable for ``StateGraph.add_node`` (sync and async).
 
     Raises:
-        TypeError: ``weak`` or ``strong`` is none of the accepted kinds, or
-            ``review_tools`` is a string.
+        TypeError: ``weak``/``strong`` of no accepted kind; ``review_tools`` a string.
         ValueError: ``review_tools`` without ``confidence``.
 
     Example:
@@ -141,8 +139,9 @@ class _Weak:
             self._node = RunnableLambda(weak)
         else:
             msg = (
-                f"node {node!r}: weak must be a litellm model id (str), a BaseChatModel, or your "
-                f"own node (a callable or Runnable from state to update), got {type(weak).__name__}"
+                f"node {node!r}: weak must be a model string ('provider:model' or "
+                "'provider/model'), a BaseChatModel, or your own node (a callable or Runnable "
+                f"from state to update), got {type(weak).__name__}"
             )
             raise TypeError(msg)
 

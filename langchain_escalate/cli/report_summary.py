@@ -38,9 +38,6 @@ DIMENSIONS: dict[str, Callable[[EscalationRecord], str | None]] = {
 NONE_LABEL = "-"
 """A record without the field (a nudge has no model)."""
 
-# Outcomes of an escalate record in which the strong model was never called.
-_UNPAID_OUTCOMES = frozenset({"over_budget", "skipped"})
-
 _SUMMED_FIELDS = (
     "weak_tokens_in",
     "weak_tokens_out",
@@ -185,16 +182,8 @@ def build_report(
 
 
 def is_paid(record: EscalationRecord) -> bool:
-    """Whether the record is a strong-model call (an escalation that ran).
-
-    Args:
-        record: The record.
-
-    Returns:
-        ``True`` for an ``escalate`` record whose outcome is not ``over_budget``
-        or ``skipped``.
-    """
-    return record.action == "escalate" and record.outcome not in _UNPAID_OUTCOMES
+    """Whether the record is a strong-model call (``EscalationRecord.strong_called``)."""
+    return record.strong_called
 
 
 def most_common(names: Iterable[str | None]) -> str | None:
