@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from langchain_escalate.records import EscalationRecord, EscalationState
     from langchain_escalate.tool import create_ask_expert_tool
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS: dict[str, str] = {
     "Budget": "langchain_escalate.budget",
