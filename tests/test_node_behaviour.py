@@ -56,7 +56,8 @@ def test_state_without_messages_is_a_clear_error_naming_the_node() -> None:
 
 @pytest.mark.parametrize("weak", [42, None, ["a", "list"]])
 def test_weak_of_a_wrong_kind_is_a_type_error_naming_the_node(weak: Any) -> None:
-    with pytest.raises(TypeError, match=r"node 'planner'.*litellm model id.*callable or Runnable"):
+    expected = r"node 'planner'.*'provider:model'.*'provider/model'.*callable or Runnable"
+    with pytest.raises(TypeError, match=expected):
         create_escalating_node(weak, strong_model(), name="planner")
 
 
