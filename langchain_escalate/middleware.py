@@ -165,7 +165,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ) -> Steps[dict[str, Any] | None]:
         messages = state["messages"]
         saved = _saved(state, self._name)
-        progress, start = load_progress(saved, messages, self._detector)
+        progress, start = load_progress(saved, messages, self._detector, name=self._name)
         verdict, loop = feed(progress, messages, start)
         pending, progress.pending = progress.pending or {}, None
         if pending:  # a stuck final reply (after_model), or a rung deferred earlier
@@ -248,7 +248,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if is_help_message(reply):
             # A takeover that could not start left a rung pending: run it before the end.
             return {"jump_to": "model"} if saved.get("pending") else None
-        progress, start = load_progress(saved, messages, self._detector)
+        progress, start = load_progress(saved, messages, self._detector, name=self._name)
         verdict = with_low_source(feed(progress, messages, start)[0], reply)
         if reply.tool_calls and not verdict.stuck:
             verdict = review  # as in the node, a rule of the detector's own comes first
