@@ -155,15 +155,20 @@ def test_settling_twice_is_an_error_and_release_after_settle_is_not(
 
 async def test_async_twins_share_the_ledger(make_budget: MakeBudget) -> None:
     budget = make_budget(max_escalations_per_thread=2)
-    first = await budget.areserve("t1", 0.02)
-    await first.asettle(0.01)
-    second = await budget.areserve("t1", 0.02)
-    await second.arelease()
+    try:
+        first = await budget.areserve("t1", 0.02)
+        await first.asettle(0.01)
+        second = await budget.areserve("t1", 0.02)
+        await second.arelease()
 
-    assert budget.spent("t1") == pytest.approx(0.01)
-    assert await budget.aspent() == pytest.approx(0.01)
-    assert await budget.aescalations("t1") == 1
-    assert (await budget.areserve("t1", 0.02)).granted
+        assert budget.spent("t1") == pytest.approx(0.01)
+        assert await budget.aspent() == pytest.approx(0.01)
+        assert await budget.aescalations("t1") == 1
+        assert (await budget.areserve("t1", 0.02)).granted
+    finally:
+        # An async pool belongs to this test's event loop: close it here, before the
+        # loop closes (left open, the loop's shutdown can wait on its workers).
+        await budget.aclose()
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])  # Postgres: test_ledger_concurrency
@@ -448,6 +453,7 @@ async def test_status_without_a_thread_or_limits(make_budget: MakeBudget) -> Non
     budget.reserve("t1", 0.08).settle(0.15)  # spend above the limit: remaining floors at 0
 
     status = await budget.astatus()
+    await budget.aclose()  # its async pool belongs to this test's event loop
 
     assert status["escalations_per_thread"] is None
     assert status["usd_per_thread"] is None
