@@ -39,11 +39,16 @@ class Progress:
         last_id: str | None = None,
         fired: int | Callable[[], int] = 0,
         pending: dict[str, Any] | None = None,
+        *,
+        offset: int | Callable[[], int] = 0,
     ) -> None:
-        """Create the progress; ``fired`` may be a callable, read when a firing needs it."""
+        """Create the progress; ``fired`` and ``offset`` may be callables, read when needed.
+
+        ``offset`` is what ``exact`` adds to a verdict's indices (see ``rebuild_progress``).
+        """
         self.detector, self.last_id, self.pending = detector, last_id, pending
         self._fired = fired
-        self._offset: int | Callable[[], int] = 0
+        self._offset = offset
 
     @property
     def fired(self) -> int:  # noqa: D102 - documented with the class
@@ -144,10 +149,12 @@ def rebuild_progress(
     )
     base = _fed_count(messages, end) if exact_indices else end
     detector, whole = _replayed(messages, end, base, config)
-    progress = Progress(detector, fired=lambda: fired_in_turn(messages, name=name))
-    if not exact_indices and not whole:
-        progress._offset = lambda: _fed_count(messages, end) - end  # noqa: SLF001
-    progress.last_id = messages[end - 1].id if end else None
+    progress = Progress(
+        detector,
+        messages[end - 1].id if end else None,
+        fired=lambda: fired_in_turn(messages, name=name),
+        offset=0 if exact_indices or whole else lambda: _fed_count(messages, end) - end,
+    )
     return progress, end
 
 
