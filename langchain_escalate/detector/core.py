@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -29,6 +30,9 @@ from langchain_escalate.detector.steps import (
     text_is_error,
 )
 from langchain_escalate.detector.verdict import NOT_STUCK, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EVIDENCE_LIMIT = 64
 """Most message indices a window keeps as evidence (the latest ones)."""
@@ -72,9 +76,9 @@ class StuckDetector:
         """Create a detector that has seen no message yet."""
         self.config = config or DetectorConfig()
         self._state = _State()
-        # Raw tool-call ids of the pending action to their hashes (the state keeps only
-        # the hashes), so that each answer need not hash its id again; empty after a restore.
-        self._hashed_ids: dict[str | None, str | None] = {}
+        # The pending action's call ids stay raw until ``to_state`` hashes them (the state
+        # keeps only hashes, whatever ids a provider invents); a restored state has hashes.
+        self._raw_ids = False
 
     @property
     def count(self) -> int:
@@ -152,7 +156,9 @@ class StuckDetector:
         """
         # The pydantic adapter dumps the same dict as dataclasses.asdict, ~20x faster;
         # the node saves this on every step.
-        return {"version": STATE_VERSION, **_state_adapter().dump_python(_hashed(self._state))}
+        state = _written(self._state, hash_ids=self._raw_ids)
+        self._raw_ids = False
+        return {"version": STATE_VERSION, **_state_adapter().dump_python(state)}
 
     @classmethod
     def from_state(
@@ -200,12 +206,12 @@ class StuckDetector:
         state.pending = None  # an action still waiting for results is abandoned
         calls = calls_of(message) if message.tool_calls else []
         if calls:
-            ids = self._hashed_ids = {call.id: _id_key(call.id) for call in calls}
+            self._raw_ids = True
             state.pending = _Pending(
                 index,
                 action_key(calls),
-                action_label(calls),
-                [_PendingCall(ids[call.id], call.key) for call in calls],
+                _Text(partial(action_label, calls)),
+                [_PendingCall(call.id, call.key) for call in calls],
             )
             state.same_reply.reset()
             return self._count_step(index)
@@ -225,16 +231,15 @@ class StuckDetector:
         if pending is None:
             return []  # answers no pending call: nothing to compare it with
         call_id = message.tool_call_id
-        hashed = self._hashed_ids.get(call_id)
-        call = pending.answerable(hashed if hashed is not None else _id_key(call_id))
+        call = pending.answerable(call_id if self._raw_ids else _id_key(call_id))
         if call is None:
             return []
         text = content_text(message.content)
         error = self._is_failure(message, text)
         if error and not pending.error:
-            pending.error, pending.excerpt = True, shorten(text)
+            pending.error, pending.excerpt = True, _Text(partial(shorten, text))
         elif pending.excerpt is None:
-            pending.excerpt = shorten(text)
+            pending.excerpt = _Text(partial(shorten, text))
         call.answer = _Answer(text, message.tool_call_id, error=error)
         pending.tool_indices.append(index)
         if len(pending.calls) > 1 and any(call.answer is None for call in pending.calls):
@@ -246,7 +251,7 @@ class StuckDetector:
         state, config = self._state, self.config
         indices = [pending.index, *pending.tool_indices]
         pair = _PairKey(pending.action, pending.calls)
-        note = f'{pending.label} returned "{pending.excerpt}"'
+        note = _Text(partial('{} returned "{}"'.format, pending.label, pending.excerpt))
         held: list[_Held] = []
         state.same_reply.reset()  # an observation breaks a monologue
 
@@ -280,7 +285,7 @@ class StuckDetector:
 
     # Rules.
 
-    def _fail(self, indices: list[int], note: str) -> list[_Held]:
+    def _fail(self, indices: list[int], note: str | _Text) -> list[_Held]:
         failures = self._state.failures
         failures.extend("", indices, note)
         if _reached(failures.length, self.config.consecutive_failures):
@@ -310,7 +315,9 @@ class StuckDetector:
         )
         return [_Held("low_confidence", window, reason)]
 
-    def _alternate(self, pair: str | _PairKey, indices: list[int], label: str) -> list[_Held]:
+    def _alternate(
+        self, pair: str | _PairKey, indices: list[int], label: str | _Text
+    ) -> list[_Held]:
         state = self._state
         run, older, newer = state.alternation, state.older_pair, state.newer_pair
         if (
@@ -324,7 +331,7 @@ class StuckDetector:
         elif newer is not None and not _same(pair, newer.key):
             run.reset()
             run.extend(newer.key, newer.indices, newer.label)
-            run.extend(newer.key, indices, f"{newer.label} and {label}")
+            run.extend(newer.key, indices, _Text(partial("{} and {}".format, newer.label, label)))
         else:
             run.reset()
             run.extend(pair, indices, label)
@@ -545,21 +552,48 @@ def _same(first: str | _PairKey, second: str | _PairKey) -> bool:
     return _value(first) == _value(second)
 
 
-def _hashed(state: _State) -> _State:
-    """Replace the keys not hashed yet by their hashes (in place), for ``to_state``."""
-    for run in (state.same_pair, state.alternation):
-        run.key = _value(run.key)
+def _written(state: _State, *, hash_ids: bool) -> _State:
+    """Hash the keys (and ``hash_ids``: the call ids) and write the texts left for later.
+
+    In place, for ``to_state``: what a saved state holds is plain strings.
+    """
+    runs = (state.steps, state.same_pair, state.failing_action, state.failures)
+    for run in (*runs, state.same_reply, state.alternation):
+        run.key, run.note = _value(run.key), str(run.note)
     for pair in (state.older_pair, state.newer_pair):
         if pair is not None:
-            pair.key = _value(pair.key)
-    if state.pending is not None:
-        for call in state.pending.calls:
+            pair.key, pair.label = _value(pair.key), str(pair.label)
+    pending = state.pending
+    if pending is not None:
+        pending.label = str(pending.label)
+        pending.excerpt = None if pending.excerpt is None else str(pending.excerpt)
+        for call in pending.calls:
+            call.id = _id_key(call.id) if hash_ids else call.id
             call.answer = _answer_hash(call.answer)
     return state
 
 
+class _Text:
+    """A reason's text, written only when a verdict or ``to_state`` reads it (most never are).
+
+    Labels and excerpts of actions and outputs cost more than comparing them; a
+    healthy run never shows them.
+    """
+
+    __slots__ = ("make", "text")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make: Callable[[], str] | None = make
+        self.text = ""
+
+    def __str__(self) -> str:
+        if self.make is not None:
+            self.text, self.make = self.make(), None  # the parts it was made of can go
+        return self.text
+
+
 _LAZY = ConfigDict(arbitrary_types_allowed=True)
-"""Window keys and answers may be unhashed objects in memory; ``to_state`` hashes them first."""
+"""Keys, answers and texts may be objects not yet hashed or written; ``to_state`` settles them."""
 
 
 @dataclass(slots=True)
@@ -572,9 +606,9 @@ class _Run:
     key: str | _PairKey = ""
     start: int | None = None
     indices: list[int] = field(default_factory=list)
-    note: str = ""
+    note: str | _Text = ""
 
-    def extend(self, key: str | _PairKey, indices: list[int], note: str) -> None:
+    def extend(self, key: str | _PairKey, indices: list[int], note: str | _Text) -> None:
         """Add a step with this key; a different key starts the run again."""
         if self.length and not _same(key, self.key):
             self.reset()
@@ -606,13 +640,15 @@ class _PendingCall:
 class _Pending:
     """An action whose tool results are still coming in."""
 
+    __pydantic_config__ = _LAZY
+
     index: int
     action: str
-    label: str
+    label: str | _Text
     calls: list[_PendingCall]
     tool_indices: list[int] = field(default_factory=list)
     error: bool = False
-    excerpt: str | None = None
+    excerpt: str | _Text | None = None
 
     def answerable(self, call_id: str | None) -> _PendingCall | None:
         """Return the unanswered call a tool message with this (hashed) id answers."""
@@ -632,7 +668,7 @@ class _Pair:
 
     key: str | _PairKey
     indices: list[int]
-    label: str
+    label: str | _Text
 
 
 @dataclass(slots=True)

@@ -84,12 +84,19 @@ class Call(NamedTuple):
     Attributes:
         id: The tool-call id the answer will carry (``None`` when the call has none).
         key: Hash of the tool name and canonical arguments.
-        label: ``name(arg=value, ...)``, shortened, for reasons.
+        name: The tool's name.
+        args: The call's arguments, as the model gave them.
     """
 
     id: str | None
     key: str
-    label: str
+    name: str
+    args: Any
+
+    @property
+    def label(self) -> str:
+        """``name(arg=value, ...)``, shortened, for reasons (written when asked for)."""
+        return _call_label(self.name, self.args)
 
 
 def short_hash(text: str) -> str:
@@ -150,7 +157,7 @@ def calls_of(message: AIMessage) -> list[Call]:
     for call in message.tool_calls:
         name, args = call["name"], call.get("args", {})
         key = short_hash(name + "\x00" + _canonical_args(args))
-        calls.append(Call(call.get("id"), key, _call_label(name, args)))
+        calls.append(Call(call.get("id"), key, name, args))
     if len(calls) > 1:
         calls.sort(key=_call_key)
     return calls
