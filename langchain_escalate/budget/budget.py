@@ -126,18 +126,12 @@ class Budget(BaseModel):
     ) -> Reservation:
         """Reserve money for one escalation of a thread, if every limit allows it.
 
-        Checks the thread's escalations and USD (settled plus live
-        reservations) and the total USD, and records the reservation, in one
-        atomic step of the ledger.
-
-        With an idempotency ``key`` (one per escalation, e.g.
-        ``f"{thread}:{checkpoint_id}:{node}:{firing}"``), a retry of the same
-        escalation - a resumed run, after a crash - gets the reservation its
-        earlier attempt made instead of being refused by it: still open, it
-        is returned granted (``resumed``); settled, it is returned with
-        ``already_settled``, ``settled_usd`` and ``settled_result``, and no
-        money is reserved or spent again. A key whose reservation expired is
-        checked against the limits like a new one.
+        Checks the thread's escalations and USD (settled plus live reservations)
+        and the total USD, and records the reservation, in one atomic step.
+        A retry of the same escalation under the same idempotency ``key`` gets
+        the earlier attempt's reservation (``resumed``, or ``already_settled``
+        with its ``settled_usd`` and ``settled_result``: nothing is paid twice);
+        an expired one is checked against the limits again (docs/budgets.md).
 
         Args:
             thread_id: The LangGraph thread (``config["configurable"]["thread_id"]``).
@@ -229,12 +223,9 @@ class Budget(BaseModel):
 
         Returns:
             ``{"ledger", "thread_id", "escalations_per_thread", "usd_per_thread",
-            "usd_total"}``; each limit an object ``{"limit", "spent",
-            "reserved", "remaining"}``: ``spent`` is settled, ``reserved`` is
-            held by open (unexpired) reservations, ``remaining`` is
-            ``limit - spent - reserved`` floored at 0; ``limit`` and
-            ``remaining`` are ``None`` for a limit not configured.
-            Escalations are counts, the others USD.
+            "usd_total"}``; each limit ``{"limit", "spent", "reserved", "remaining"}``
+            (settled; held by open reservations; ``limit - spent - reserved``
+            floored at 0; ``None`` when not configured). Escalations are counts.
 
         Example:
             >>> budget = Budget(max_escalations_per_thread=3, max_usd_total=1.0)
@@ -270,10 +261,7 @@ class Budget(BaseModel):
             await opened.aclose()
 
     def __getstate__(self) -> dict[Any, Any]:
-        """Pickle the settings only: an opened ledger holds connections and locks.
-
-        The copy (in another process, say) opens its own ledger from the URL.
-        """
+        """Pickle the settings only: the copy opens its own ledger (connections, locks)."""
         state: dict[Any, Any] = super().__getstate__()
         state["__pydantic_private__"] = None
         return state

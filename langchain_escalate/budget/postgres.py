@@ -31,7 +31,7 @@ import re
 import threading
 import weakref
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_escalate.budget.ledger import (
     Committed,
@@ -89,8 +89,7 @@ class PostgresLedger(Ledger):
                 "(letters, digits, underscores), optionally as schema.table"
             )
             raise ValueError(msg)
-        self.dsn = dsn
-        self.table = table
+        self.dsn, self.table = dsn, table
         self._statements = Statements(table)
         self._max_connections = max_connections
         self._pool: ConnectionPool[Any] | None = None
@@ -112,12 +111,10 @@ class PostgresLedger(Ledger):
         key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
-        reservation: Reservation = self._run(
-            self._reserve_steps(
-                thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
-            )
+        steps = self._reserve_steps(
+            thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
         )
-        return reservation
+        return cast("Reservation", self._run(steps))
 
     def settle(
         self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
@@ -131,18 +128,15 @@ class PostgresLedger(Ledger):
 
     def spent(self, thread_id: str | None = None) -> float:
         """See ``Ledger.spent``."""
-        spent: float = self._run(self._spent_steps(thread_id), atomic=False)
-        return spent
+        return float(self._run(self._spent_steps(thread_id), atomic=False))
 
     def escalations(self, thread_id: str) -> int:
         """See ``Ledger.escalations``."""
-        count: int = self._run(self._escalations_steps(thread_id), atomic=False)
-        return count
+        return int(self._run(self._escalations_steps(thread_id), atomic=False))
 
     def usage(self, thread_id: str | None = None) -> Usage:
         """See ``Ledger.usage``."""
-        usage: Usage = self._run(self._usage_steps(thread_id), atomic=False)
-        return usage
+        return cast("Usage", self._run(self._usage_steps(thread_id), atomic=False))
 
     def close(self) -> None:
         """Close the sync pool (async pools: ``aclose`` from their loop)."""
@@ -154,8 +148,7 @@ class PostgresLedger(Ledger):
     def _run(self, steps: Steps, *, atomic: bool = True) -> Any:
         """Run steps on a pooled connection, in one transaction when ``atomic``.
 
-        Single-statement steps pass ``atomic=False``: autocommit makes the
-        statement its own transaction without a BEGIN and a COMMIT round trip.
+        (One statement is atomic alone: autocommit spares the BEGIN/COMMIT round trip.)
         """
         pool = self._sync_pool()
         if not self._schema_ready:
@@ -193,12 +186,10 @@ class PostgresLedger(Ledger):
         key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
-        reservation: Reservation = await self._arun(
-            self._reserve_steps(
-                thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
-            )
+        steps = self._reserve_steps(
+            thread_id, estimate_usd=estimate_usd, limits=limits, ttl_s=ttl_s, key=key
         )
-        return reservation
+        return cast("Reservation", await self._arun(steps))
 
     async def asettle(
         self, reservation_id: str, *, actual_usd: float | None, result_json: str | None = None
@@ -212,18 +203,15 @@ class PostgresLedger(Ledger):
 
     async def aspent(self, thread_id: str | None = None) -> float:
         """See ``Ledger.spent``."""
-        spent: float = await self._arun(self._spent_steps(thread_id), atomic=False)
-        return spent
+        return float(await self._arun(self._spent_steps(thread_id), atomic=False))
 
     async def aescalations(self, thread_id: str) -> int:
         """See ``Ledger.escalations``."""
-        count: int = await self._arun(self._escalations_steps(thread_id), atomic=False)
-        return count
+        return int(await self._arun(self._escalations_steps(thread_id), atomic=False))
 
     async def ausage(self, thread_id: str | None = None) -> Usage:
         """See ``Ledger.usage``."""
-        usage: Usage = await self._arun(self._usage_steps(thread_id), atomic=False)
-        return usage
+        return cast("Usage", await self._arun(self._usage_steps(thread_id), atomic=False))
 
     async def aclose(self) -> None:
         """Close the pool of the running event loop, and the sync pool."""
@@ -233,8 +221,7 @@ class PostgresLedger(Ledger):
         await asyncio.to_thread(self.close)
 
     async def _arun(self, steps: Steps, *, atomic: bool = True) -> Any:
-        """Async ``_run``."""
-        pool = await self._async_pool()
+        pool = await self._async_pool()  # the async twin of ``_run``
         if not self._schema_ready:
             async with pool.connection() as connection, connection.transaction():
                 await _adrive(connection, self._schema_steps())

@@ -46,6 +46,7 @@ from langchain_escalate.testing import ScriptedChatModel, tool_call
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.runnables import RunnableConfig
+    from langgraph.graph.state import CompiledStateGraph
 
     from langchain_escalate.models import ModelRef
 
@@ -299,22 +300,7 @@ def run_demo(
     """
     models = models or scripted_models(mode)
     policy, detector = _policy_for(models, mode)
-    builder = StateGraph(EscalationState)
-    node = create_escalating_node(
-        models.weak,
-        models.strong,
-        tools=TOOLS,
-        policy=policy,
-        detector=detector,
-        prices=models.prices.prices,
-    )
-    builder.add_node("agent", node)
-    builder.add_node("tools", ToolNode(TOOLS))
-    builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", tools_condition)
-    builder.add_edge("tools", "agent")
-    graph = builder.compile(checkpointer=InMemorySaver())
-
+    graph = _agent_graph(models, policy, detector)
     config: RunnableConfig = {"configurable": {"thread_id": THREAD_ID}}
     task = EscalationState(
         messages=[SystemMessage(SYSTEM_PROMPT), HumanMessage(TASK)],
@@ -359,6 +345,27 @@ def run_demo(
         weak_calls=sum(step.actor == "weak" for step in steps),
         strong_calls=sum(record["action"] == "escalate" for record in records),
     )
+
+
+def _agent_graph(
+    models: DemoModels, policy: EscalationPolicy, detector: DetectorConfig | None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The refund agent: the escalating node and a ToolNode, with a checkpointer."""
+    node = create_escalating_node(
+        models.weak,
+        models.strong,
+        tools=TOOLS,
+        policy=policy,
+        detector=detector,
+        prices=models.prices.prices,
+    )
+    builder = StateGraph(EscalationState)
+    builder.add_node("agent", node)
+    builder.add_node("tools", ToolNode(TOOLS))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder.compile(checkpointer=InMemorySaver())
 
 
 def _policy_for(models: DemoModels, mode: Mode) -> tuple[EscalationPolicy, DetectorConfig | None]:

@@ -116,21 +116,7 @@ def ensure_running(
         return False
     files = files or ServerFiles.default()
     files.directory.mkdir(parents=True, exist_ok=True)
-    with files.log.open("ab") as log:
-        # A new session: the server outlives the shell (or pytest) that started it
-        # and is stopped by pid, never by name.
-        # The server runs this module; it must import from where this process did
-        # (a checkout run through scripts/model_server.py is not installed).
-        package_root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "langchain_escalate.cli.local_model"],
-            env={**os.environ, "PYTHONPATH": path},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _start_server(files)
     files.pid.write_text(f"{process.pid}\n")
     started_at = time.monotonic()
     deadline = started_at + timeout_s
@@ -152,6 +138,25 @@ def ensure_running(
     stop(files=files)
     msg = f"the model server did not answer at {BASE_URL} within {timeout_s:.0f} s; see {files.log}"
     raise RuntimeError(msg)
+
+
+def _start_server(files: ServerFiles) -> subprocess.Popen[bytes]:
+    """Start this module as the server, in a session of its own, logging to ``files.log``."""
+    with files.log.open("ab") as log:
+        # A new session: the server outlives the shell (or pytest) that started it
+        # and is stopped by pid, never by name.
+        # The server runs this module; it must import from where this process did
+        # (a checkout run through scripts/model_server.py is not installed).
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        return subprocess.Popen(
+            [sys.executable, "-m", "langchain_escalate.cli.local_model"],
+            env={**os.environ, "PYTHONPATH": path},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop(*, files: ServerFiles | None = None, timeout_s: float = STOP_TIMEOUT_S) -> bool:
