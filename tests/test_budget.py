@@ -10,6 +10,7 @@ import copy
 import json
 import pickle
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -468,3 +469,48 @@ async def test_status_without_a_thread_or_limits(make_budget: MakeBudget) -> Non
         "remaining": None,
     }
     assert unlimited["ledger"].endswith("Ledger")
+
+
+_CLOSE_RACE = """
+import sys, threading, time
+from langchain_escalate.budget import SQLiteLedger
+from langchain_escalate.budget.ledger import Limits
+
+ledger = SQLiteLedger(sys.argv[1])
+stop = threading.Event()
+errors = []
+
+def work():
+    while not stop.is_set():
+        try:
+            reservation = ledger.reserve("t", estimate_usd=0.01, limits=Limits(), ttl_s=60)
+            ledger.settle(reservation.id, actual_usd=0.01)
+            ledger.usage("t")
+        except Exception as error:
+            errors.append(repr(error))
+
+workers = [threading.Thread(target=work) for _ in range(4)]
+for worker in workers:
+    worker.start()
+for _ in range(300):
+    ledger.close()
+    time.sleep(0.001)
+stop.set()
+for worker in workers:
+    worker.join()
+print(errors[:3], ledger.escalations("t") > 0)
+"""
+
+
+def test_closing_an_sqlite_ledger_while_threads_use_it_crashes_nothing(tmp_path: Path) -> None:
+    # In a child process: closing a connection under a running statement killed the
+    # interpreter (SIGSEGV); close now waits for the statement, and the workers reopen.
+    done = subprocess.run(  # noqa: S603 (this interpreter, a script of this test)
+        [sys.executable, "-c", _CLOSE_RACE, str(tmp_path / "ledger.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[] True"  # no statement failed, and work was done

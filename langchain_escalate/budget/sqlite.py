@@ -13,7 +13,9 @@ import re
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_escalate.budget.ledger import (
     Committed,
@@ -25,6 +27,9 @@ from langchain_escalate.budget.ledger import (
     from_nanos,
     to_nanos,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["DEFAULT_TABLE", "SQLiteLedger"]
 
@@ -106,7 +111,9 @@ class SQLiteLedger(Ledger):
         # sqlite3 connections must stay in the thread that made them; async
         # calls run in worker threads, so each thread gets its own.
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Each thread's connection, with the lock it holds while a statement runs:
+        # closing a connection under a running statement crashes the interpreter.
+        self._connections: list[tuple[sqlite3.Connection, threading.RLock]] = []
         self._connections_lock = threading.Lock()
 
     def reserve(
@@ -119,21 +126,21 @@ class SQLiteLedger(Ledger):
         key: str | None = None,
     ) -> Reservation:
         """See ``Ledger.reserve``."""
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            reservation = self._reserve_locked(
-                connection,
-                thread_id,
-                estimate_usd=estimate_usd,
-                limits=limits,
-                ttl_s=ttl_s,
-                key=key,
-            )
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with self._connection() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                reservation = self._reserve_locked(
+                    connection,
+                    thread_id,
+                    estimate_usd=estimate_usd,
+                    limits=limits,
+                    ttl_s=ttl_s,
+                    key=key,
+                )
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         return reservation
 
     def settle(
@@ -141,62 +148,60 @@ class SQLiteLedger(Ledger):
     ) -> None:
         """See ``Ledger.settle``."""
         actual = None if actual_usd is None else to_nanos(actual_usd)
-        self._connection().execute(
-            f"UPDATE {self.table} SET actual_nanos = coalesce(?, estimate_nanos), "  # noqa: S608 - validated identifier
-            "result_json = ? WHERE id = ? AND actual_nanos IS NULL",
-            (actual, result_json, reservation_id),
-        )
+        with self._connection() as connection:
+            connection.execute(
+                f"UPDATE {self.table} SET actual_nanos = coalesce(?, estimate_nanos), "  # noqa: S608 - validated identifier
+                "result_json = ? WHERE id = ? AND actual_nanos IS NULL",
+                (actual, result_json, reservation_id),
+            )
 
     def release(self, reservation_id: str) -> None:
         """See ``Ledger.release``."""
-        self._connection().execute(
-            f"DELETE FROM {self.table} WHERE id = ? AND actual_nanos IS NULL",  # noqa: S608 - validated identifier
-            (reservation_id,),
-        )
+        with self._connection() as connection:
+            connection.execute(
+                f"DELETE FROM {self.table} WHERE id = ? AND actual_nanos IS NULL",  # noqa: S608 - validated identifier
+                (reservation_id,),
+            )
 
     def spent(self, thread_id: str | None = None) -> float:
         """See ``Ledger.spent``."""
         where, params = ("AND thread_id = ?", (thread_id,)) if thread_id is not None else ("", ())
-        (nanos,) = (
-            self._connection()
-            .execute(
+        with self._connection() as connection:
+            (nanos,) = connection.execute(
                 f"SELECT coalesce(sum(actual_nanos), 0) FROM {self.table} "  # noqa: S608 - validated identifier
                 f"WHERE actual_nanos IS NOT NULL {where}",
                 params,
-            )
-            .fetchone()
-        )
+            ).fetchone()
         return from_nanos(nanos)
 
     def escalations(self, thread_id: str) -> int:
         """See ``Ledger.escalations``."""
-        (count,) = (
-            self._connection()
-            .execute(
+        with self._connection() as connection:
+            (count,) = connection.execute(
                 f"SELECT count(*) FROM {self.table} "  # noqa: S608 - validated identifier
                 "WHERE thread_id = ? AND actual_nanos IS NOT NULL",
                 (thread_id,),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         return int(count)
 
     def usage(self, thread_id: str | None = None) -> Usage:
         """See ``Ledger.usage``."""
-        row = (
-            self._connection()
-            .execute(_USAGE.format(table=self.table), {"thread": thread_id, "now": time.time()})
-            .fetchone()
-        )
+        with self._connection() as connection:
+            query = _USAGE.format(table=self.table)
+            row = connection.execute(query, {"thread": thread_id, "now": time.time()}).fetchone()
         return Usage(*(int(value or 0) for value in row))
 
     def close(self) -> None:
-        """Close every connection this ledger opened."""
+        """Close every connection this ledger opened, each once its statement in flight ends.
+
+        A thread that uses the ledger afterwards opens a new connection.
+        """
         with self._connections_lock:
-            for connection in self._connections:
+            opened, self._connections = self._connections, []
+            self._local = threading.local()
+        for connection, lock in opened:
+            with lock:
                 connection.close()
-            self._connections.clear()
-        self._local = threading.local()
 
     def _reserve_locked(
         self,
@@ -259,14 +264,18 @@ class SQLiteLedger(Ledger):
         row_id, thread, estimate, actual, live, result_json = row
         return KeyedRow(row_id, thread, estimate, actual, bool(live), result_json)
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, held so that ``close`` waits for the statement."""
+        held: tuple[sqlite3.Connection, threading.RLock] | None = getattr(self._local, "held", None)
+        if held is None:
+            held = (self._connect(), threading.RLock())
             with self._connections_lock:
-                self._connections.append(connection)
-        return connection
+                self._local.held = held
+                self._connections.append(held)
+        connection, lock = held
+        with lock:
+            yield connection
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
