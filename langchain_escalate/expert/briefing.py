@@ -1,8 +1,4 @@
-"""The bounded briefing a strong model reads when the weak model is stuck.
-
-The task, what was tried, why help is needed and the question, never over ``max_tokens`` as
-``count_tokens_approximately`` counts it; docs/briefing.md says how the room is shared.
-"""
+"""The bounded briefing a strong model reads when the weak model is stuck (docs/briefing.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
@@ -25,12 +21,9 @@ if TYPE_CHECKING:
 
     from langchain_escalate.detector.verdict import Verdict
 
-CHARS_PER_TOKEN = 4
-"""Characters a token, as ``count_tokens_approximately`` counts them."""
-MIN_MAX_TOKENS = 50
-"""Smallest bound a briefing can be built for."""
-FOLLOW_UP_MAX_CHARS = 400
-"""Longest human message that can be a follow-up rather than a task."""
+CHARS_PER_TOKEN = 4  # characters a token, as count_tokens_approximately counts them
+MIN_MAX_TOKENS = 50  # the smallest bound a briefing can be built for
+FOLLOW_UP_MAX_CHARS = 400  # the longest human message that can be a follow-up, not a task
 DEFAULT_QUESTION = (
     "The assistant is stuck. What should it do differently to finish the task? "
     "Answer with short, concrete guidance it can act on."
@@ -106,9 +99,7 @@ def task_position(messages: Sequence[BaseMessage]) -> int:
 
 def describe_call(message: AIMessage) -> str:
     """An AI message's tool calls as ``name({"arg":1}); other(...)`` (sorted keys)."""
-    return "; ".join(
-        f"{call['name']}({_compact_json(call['args'])})" for call in message.tool_calls
-    )
+    return "; ".join(f"{c['name']}({_compact_json(c['args'])})" for c in message.tool_calls)
 
 
 def build_briefing(
@@ -121,15 +112,11 @@ def build_briefing(
 ) -> str:
     """Write the briefing the strong model reads; ``estimate_tokens(text) <= max_tokens``.
 
-    The task is the last human message that is not a follow-up (a short one
-    that continues the work or answers the assistant; it is shown as a step).
-
     Args:
-        messages: The conversation as the weak model saw it; every message
-            after the task is a step.
-        verdict: The detector's verdict: its rule and reason say why help is
-            needed; its ``evidence`` positions in ``messages`` are kept first.
-        question: What to ask; a default asks for guidance.
+        messages: The conversation as the weak model saw it: the task is the last human
+            message that is not a follow-up, and every message after it is a step.
+        verdict: Its rule and reason say why help is needed; its ``evidence`` is kept first.
+        question: What to ask; by default, for guidance.
         context: Extra context from the caller, shown after the task.
         max_tokens: Upper bound on the briefing sent as one message.
 
@@ -149,10 +136,9 @@ def build_briefing(
         why = f"Stuck detector rule `{verdict.rule}`: {redact(verdict.reason)}"
     evidence = verdict.evidence if verdict is not None else []
     ask, extra = redact(question or DEFAULT_QUESTION), redact((context or "").strip())
-    briefing = _Briefing(messages, evidence, ask=ask, why=why, context=extra)
+    briefing = _Briefing(messages, evidence, ask, why, extra)
     budget = CHARS_PER_TOKEN * (max_tokens - estimate_tokens(""))
-    # The budget follows count_tokens_approximately's arithmetic; should it count
-    # differently one day, shrink until the briefing fits.
+    # Should count_tokens_approximately count otherwise one day, shrink until the briefing fits.
     for _ in range(5):
         text = briefing.render(budget)
         excess = estimate_tokens(text) - max_tokens
@@ -193,41 +179,46 @@ class _Briefing:
     """The parts of a briefing; ``render`` keeps steps in ``caps`` (with their room) to fit."""
 
     def __init__(
-        self, messages: Sequence[BaseMessage], evidence: Sequence[int], **parts: str
+        self, messages: Sequence[BaseMessage], evidence: list[int], ask: str, why: str, extra: str
     ) -> None:
-        self.messages, self.evidence, self.parts = messages, evidence, parts
-        self._steps: dict[int, _Step | None] = {}
+        self.messages, self.ask, self.why, self.extra = messages, ask, why, extra
+        self._steps: dict[int, _Step] = {}
         first = task_position(messages)
         if first >= 0:
             self.task = redact(str(messages[first].text).strip()) or "(empty request)"
         else:  # the first system message stands for the task; steps start after the leading ones
-            system = next(
-                (str(m.text).strip() for m in messages if isinstance(m, SystemMessage)), ""
-            )
-            self.task = redact(system) or "(no task given)"
+            system = (m.text for m in messages if isinstance(m, SystemMessage))
+            self.task = redact(str(next(system, "")).strip()) or "(no task given)"
             while first + 1 < len(messages) and isinstance(messages[first + 1], SystemMessage):
                 first += 1
         self.first, self.statement_end = first, _statement_end(self.task)
         last = self.task[self.task.rfind("\n") + 1 :].strip()
         # A short last line is kept when the task is cut: a question after pasted material.
         self.tail = last if len(last) <= _MAX_TAIL_CHARS else ""
+        after = range(len(messages) - 1, first, -1)
+        failed = next((p for p in after if _failed(messages[p])), None)
+        failing = [] if failed is None else [failed, self._caller(failed)]
+        # First the latest failure with its call, and what the person said after the task;
+        self.urgent = list(dict.fromkeys(failing + [p for p in after if _is_human(messages[p])]))
+        # then the evidence after the task, newest first, each result with its call.
+        evidence = [i for i in sorted(evidence, reverse=True) if first < i < len(messages)]
+        self.evidence = list(dict.fromkeys(p for i in evidence for p in (i, self._caller(i))))
 
     def render(self, budget: int) -> str:
         self.caps: dict[int, int] = {}
         self.used = _MARKER_CHARS
-        ask = truncate_middle(self.parts["ask"], budget // 6)
-        why = truncate_middle(self.parts["why"], budget // 8)
-        extra = truncate_middle(self.parts["context"], budget // 8)
+        ask = truncate_middle(self.ask, budget // 6)
+        why = truncate_middle(self.why, budget // 8)
+        extra = truncate_middle(self.extra, budget // 8)
         end = [("## Why help is needed", why), ("## Question", ask)]
-        room = budget - len(
-            _render([("## Task", "-"), ("## Context", extra), ("## What was tried", "-"), *end])
-        )
+        fixed = [("## Task", "-"), ("## Context", extra), ("## What was tried", "-"), *end]
+        room = budget - len(_render(fixed))
         whole = len(self.task)
         statement = min(whole, self.statement_end + len(_TASK_CUT) + len(self.tail))
         # A task (or its statement) that fits in half the bound is kept whole; else a third.
         task_room = next((n for n in (whole, statement) if n <= budget // 2), budget // 3)
-        self.keep(self.failure + self.follow_ups, min(room - task_room, budget // 4) - self.used)
-        evidence = self.keep(self.evidence_positions, room - task_room - self.used, spread=False)
+        self.keep(self.urgent, min(room - task_room, budget // 4) - self.used)
+        evidence = self.keep(self.evidence, room - task_room - self.used, spread=False)
         # The statement comes before the evidence's room beyond its least.
         task_room = max(task_room, min(statement, budget * 3 // 4, room - self.used))
         spare = room - task_room - self.used
@@ -239,24 +230,18 @@ class _Briefing:
 
     def step(self, position: int) -> _Step | None:
         """The message at ``position`` as a step (None when it is none), made once."""
-        if position not in self._steps:
-            self._steps[position] = _step_of(self.messages[position])
-        return self._steps[position]
-
-    def kept(self, position: int) -> _Step:
-        """A kept step (only messages that are steps are kept)."""
-        return cast("_Step", self.step(position))
+        if position not in self._steps and (step := _step_of(self.messages[position])):
+            self._steps[position] = step
+        return self._steps.get(position)
 
     def line_room(self, position: int, cap: int) -> int:
-        return self.kept(position).size(cap) + 1 + _MARKER_CHARS
+        return self._steps[position].size(cap) + 1 + _MARKER_CHARS
 
     def keep(self, positions: Sequence[int], room: int, *, spread: bool = True) -> list[int]:
         """Keep ``positions`` while their least fits in ``room``; all of it when ``spread``."""
         chosen: list[int] = []
         floor = 0
-        for position in positions:
-            if self.step(position) is None or position in self.caps:
-                continue
+        for position in (p for p in positions if p not in self.caps and self.step(p)):
             need = self.line_room(position, _MIN_STEP_CHARS)
             if floor + need > room:
                 break
@@ -271,9 +256,9 @@ class _Briefing:
             if position in self.caps:
                 self.used -= self.line_room(position, self.caps.pop(position))
         left = room - _MARKER_CHARS * len(chosen)
-        order = sorted(chosen, key=lambda p: len(self.kept(p).body))
+        order = sorted(chosen, key=lambda p: len(self._steps[p].body))
         for done, position in enumerate(order):
-            step = self.kept(position)
+            step = self._steps[position]
             share = left // (len(order) - done) - step.overhead - 1
             self.caps[position] = max(min(len(step.body), share), _MIN_STEP_CHARS)
             left -= step.size(self.caps[position]) + 1
@@ -289,16 +274,14 @@ class _Briefing:
                 continue
             cap = min(per_step, len(step.body), room - step.overhead - 1)
             if cap < min(_MIN_STEP_CHARS, len(step.body)):
-                break
+                # A result whose call did not fit reads as an orphan: drop it too.
+                if oldest is not None and self._caller(oldest) not in self.caps:
+                    self.used -= self._steps[oldest].size(self.caps.pop(oldest)) + 1
+                return
             self.caps[position] = cap
             self.used += step.size(cap) + 1
             room -= step.size(cap) + 1
             oldest = position
-        else:
-            return
-        # A result whose call did not fit reads as an orphan: drop it too.
-        if oldest is not None and self._caller(oldest) not in self.caps:
-            self.used -= self.kept(oldest).size(self.caps.pop(oldest)) + 1
 
     def render_steps(self) -> str:
         lines: list[str] = []
@@ -307,36 +290,11 @@ class _Briefing:
             if skipped := self._count(previous + 1, position):
                 word = "earlier steps" if previous == self.first else "steps"
                 lines.append(f"- ({skipped} {word} omitted)")
-            lines.append(self.kept(position).render(self.caps[position]))
+            lines.append(self._steps[position].render(self.caps[position]))
             previous = position
         if not lines and self._count(self.first + 1, len(self.messages)):
             lines.append("- (every step omitted: no room left)")
         return "\n".join(lines)
-
-    @cached_property
-    def failure(self) -> list[int]:
-        """The latest failure and the call it answers."""
-        for position in range(len(self.messages) - 1, self.first, -1):
-            message = self.messages[position]
-            if (isinstance(message, ToolMessage) and is_error(message)) or (
-                isinstance(message, AIMessage) and message.invalid_tool_calls
-            ):
-                return list(dict.fromkeys([position, self._caller(position)]))
-        return []
-
-    @cached_property
-    def follow_ups(self) -> list[int]:
-        """What the person said after the task, newest first."""
-        after = range(len(self.messages) - 1, self.first, -1)
-        return [p for p in after if _is_human(self.messages[p])]
-
-    @cached_property
-    def evidence_positions(self) -> list[int]:
-        """The verdict's evidence after the task, newest first, each result with its call."""
-        after = [
-            i for i in sorted(self.evidence, reverse=True) if self.first < i < len(self.messages)
-        ]
-        return list(dict.fromkeys(p for i in after for p in (i, self._caller(i))))
 
     def _count(self, start: int, stop: int) -> int:
         return sum(isinstance(m, _STEP_TYPES) for m in self.messages[start:stop])
@@ -367,6 +325,13 @@ def _step_of(message: BaseMessage) -> _Step | None:
     return None
 
 
+def _failed(message: BaseMessage) -> bool:
+    """A failing tool result, or a reply with an invalid tool call."""
+    if isinstance(message, ToolMessage):
+        return is_error(message)
+    return isinstance(message, AIMessage) and bool(message.invalid_tool_calls)
+
+
 def _is_human(message: BaseMessage) -> bool:
     """A human message a person wrote (not help added by an escalation)."""
     return isinstance(message, HumanMessage) and not is_help_message(message)
@@ -388,11 +353,7 @@ def _is_follow_up(messages: Sequence[BaseMessage], position: int) -> bool:
 
 
 def _statement_end(task: str) -> int:
-    """The end of the task's longest tagged block (``<issue>...</issue>``), else of the task.
-
-    Harnesses wrap the material in tags and put generic instructions after it: those are cut
-    first. Only the first tags opening a line count, and only a block long enough to be one.
-    """
+    """The end of the longest of the first tagged blocks (``<issue>...</issue>``), or len(task)."""
     best, end = _MIN_STATEMENT_CHARS - 1, len(task)
     for tag in islice(_OPENING_TAG.finditer(task), _MAX_TAGS):
         closing = task.find(f"</{tag['name']}>", tag.end())
@@ -411,8 +372,7 @@ def _cut_task(text: str, room: int, statement_end: int, tail: str) -> str:
     if head_room < _MIN_STEP_CHARS:
         return text[: max(room, 0)]
     head = text[:head_room]
-    # End at a line break when one is near (not before the statement's end when
-    # it fits), so the last kept line is whole.
+    # End at a line break when one is near (not before the statement's end when it fits).
     floor = statement_end if statement_end <= head_room else len(head) * 4 // 5
     line_end = head.rfind("\n", floor)
     return (head[:line_end] if line_end >= 0 else head).rstrip() + _TASK_CUT + tail
