@@ -379,8 +379,10 @@ def _cut_task(text: str, room: int, statement_end: int, tail: str) -> str:
 
 
 def _fence_for(body: str) -> str:
-    """A code fence longer than any run of backticks in ``body``."""
-    return "`" * max(3, 1 + max(map(len, re.findall("`+", body)), default=0))
+    fence = "```"
+    while fence in body:
+        fence += "`"
+    return fence
 
 
 def _render(sections: Sequence[tuple[str, str]]) -> str:
