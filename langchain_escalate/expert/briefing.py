@@ -195,6 +195,7 @@ class _Briefing:
         last = self.task[self.task.rfind("\n") + 1 :].strip()
         # A short last line is kept when the task is cut: a question after pasted material.
         self.tail = last if len(last) <= _MAX_TAIL_CHARS else ""
+        self.statement = min(len(self.task), self.statement_end + len(_TASK_CUT) + len(self.tail))
         after = range(len(messages) - 1, first, -1)
         failed = next((p for p in after if _failed(messages[p])), None)
         failing = [] if failed is None else [failed, self._caller(failed)]
@@ -213,14 +214,13 @@ class _Briefing:
         end = [("## Why help is needed", why), ("## Question", ask)]
         fixed = [("## Task", "-"), ("## Context", extra), ("## What was tried", "-"), *end]
         room = budget - len(_render(fixed))
-        whole = len(self.task)
-        statement = min(whole, self.statement_end + len(_TASK_CUT) + len(self.tail))
         # A task (or its statement) that fits in half the bound is kept whole; else a third.
-        task_room = next((n for n in (whole, statement) if n <= budget // 2), budget // 3)
+        whole = (len(self.task), self.statement)
+        task_room = next((n for n in whole if n <= budget // 2), budget // 3)
         self.keep(self.urgent, min(room - task_room, budget // 4) - self.used)
         evidence = self.keep(self.evidence, room - task_room - self.used, spread=False)
         # The statement comes before the evidence's room beyond its least.
-        task_room = max(task_room, min(statement, budget * 3 // 4, room - self.used))
+        task_room = max(task_room, min(self.statement, budget * 3 // 4, room - self.used))
         spare = room - task_room - self.used
         self.share(evidence, sum(self.line_room(p, self.caps[p]) for p in evidence) + spare)
         self.recent(room - task_room - self.used)

@@ -56,10 +56,9 @@ class Expert:
     r"""The strong model, or the user's compiled graph, that helps a stuck weak model.
 
     Args:
-        strong: A model as ``"provider:model"`` (LangChain's ``init_chat_model``)
-            or ``"provider/model"`` (litellm), resolved at first use; a
-            ``BaseChatModel``; a ``ModelRef``; or a compiled graph taking and
-            returning ``{"messages": [...]}`` (``advise`` only).
+        strong: ``"provider:model"`` (``init_chat_model``) or ``"provider/model"`` (litellm),
+            resolved at first use; a ``BaseChatModel``; a ``ModelRef``; or a compiled graph
+            taking and returning ``{"messages": [...]}`` (``advise`` only).
         tools: Tools the strong model is bound to in ``take_over``.
         name: Name in records and pricing; by default the model's or graph's.
 
