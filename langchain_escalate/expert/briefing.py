@@ -1,21 +1,12 @@
-"""The bounded briefing a strong model reads when the weak model is stuck.
-
-Four parts: the task, what was tried and what came back, why help is needed
-(the detector's rule and reason), and the question; never over ``max_tokens``
-as ``count_tokens_approximately`` counts it. The room goes first to the
-question, reason and context (each capped); then to the task, whole when it
-fits in half the bound; the latest failure with its call and what the person
-said after the task; the detector's evidence; the task's statement; the most
-recent other steps; the rest to the task. Long steps are cut in the middle, a
-long task keeps its head and its short last line. docs/briefing.md explains why.
-"""
+"""The bounded briefing a strong model reads when the weak model is stuck (docs/briefing.md)."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -30,15 +21,9 @@ if TYPE_CHECKING:
 
     from langchain_escalate.detector.verdict import Verdict
 
-CHARS_PER_TOKEN = 4
-"""Characters a token, as ``count_tokens_approximately`` counts them."""
-
-MIN_MAX_TOKENS = 50
-"""Smallest bound a briefing can be built for."""
-
-FOLLOW_UP_MAX_CHARS = 400
-"""Longest human message that can be a follow-up rather than a task."""
-
+CHARS_PER_TOKEN = 4  # characters a token, as count_tokens_approximately counts them
+MIN_MAX_TOKENS = 50  # the smallest bound a briefing can be built for
+FOLLOW_UP_MAX_CHARS = 400  # the longest human message that can be a follow-up, not a task
 DEFAULT_QUESTION = (
     "The assistant is stuck. What should it do differently to finish the task? "
     "Answer with short, concrete guidance it can act on."
@@ -107,20 +92,14 @@ def task_position(messages: Sequence[BaseMessage]) -> int:
         >>> task_position([HumanMessage("Fix the build."), HumanMessage("Please continue.")])
         0
     """
-    found = -1
-    for position in range(len(messages) - 1, -1, -1):
-        if _is_human(messages[position]):
-            found = position
-            if not _is_follow_up(messages, position):
-                break
-    return found
+    humans = [p for p in range(len(messages) - 1, -1, -1) if _is_human(messages[p])]
+    last = humans[-1] if humans else -1  # when every one is a follow-up, the first
+    return next((p for p in humans if not _is_follow_up(messages, p)), last)
 
 
 def describe_call(message: AIMessage) -> str:
     """An AI message's tool calls as ``name({"arg":1}); other(...)`` (sorted keys)."""
-    return "; ".join(
-        f"{call['name']}({_compact_json(call['args'])})" for call in message.tool_calls
-    )
+    return "; ".join(f"{c['name']}({_compact_json(c['args'])})" for c in message.tool_calls)
 
 
 def build_briefing(
@@ -133,15 +112,11 @@ def build_briefing(
 ) -> str:
     """Write the briefing the strong model reads; ``estimate_tokens(text) <= max_tokens``.
 
-    The task is the last human message that is not a follow-up (a short one
-    that continues the work or answers the assistant; it is shown as a step).
-
     Args:
-        messages: The conversation as the weak model saw it; every message
-            after the task is a step.
-        verdict: The detector's verdict: its rule and reason say why help is
-            needed; its ``evidence`` positions in ``messages`` are kept first.
-        question: What to ask; a default asks for guidance.
+        messages: The conversation as the weak model saw it: the task is the last human
+            message that is not a follow-up, and every message after it is a step.
+        verdict: Its rule and reason say why help is needed; its ``evidence`` is kept first.
+        question: What to ask; by default, for guidance.
         context: Extra context from the caller, shown after the task.
         max_tokens: Upper bound on the briefing sent as one message.
 
@@ -156,22 +131,16 @@ def build_briefing(
     if max_tokens < MIN_MAX_TOKENS:
         msg = f"build_briefing: max_tokens must be at least {MIN_MAX_TOKENS}, got {max_tokens}"
         raise ValueError(msg)
-    first = task_position(messages)
     why = ""
     if verdict is not None and verdict.stuck:
         why = f"Stuck detector rule `{verdict.rule}`: {redact(verdict.reason)}"
-    parts = _Parts(
-        task=_task_text(messages, first),
-        question=redact(question or DEFAULT_QUESTION),
-        why=why,
-        context=redact((context or "").strip()),
-        steps=_Steps(messages, first, verdict),
-    )
+    evidence = verdict.evidence if verdict is not None else []
+    ask, extra = redact(question or DEFAULT_QUESTION), redact((context or "").strip())
+    briefing = _Briefing(messages, evidence, ask, why, extra)
     budget = CHARS_PER_TOKEN * (max_tokens - estimate_tokens(""))
-    # The budget follows count_tokens_approximately's arithmetic; should it count
-    # differently one day, shrink until the briefing fits.
+    # Should count_tokens_approximately count otherwise one day, shrink until the briefing fits.
     for _ in range(5):
-        text = parts.render(budget)
+        text = briefing.render(budget)
         excess = estimate_tokens(text) - max_tokens
         if excess <= 0:
             return text
@@ -179,70 +148,6 @@ def build_briefing(
     while text and estimate_tokens(text) > max_tokens:
         text = text[: len(text) - CHARS_PER_TOKEN]
     return text
-
-
-@dataclass(frozen=True)
-class _Parts:
-    task: str
-    question: str
-    why: str
-    context: str
-    steps: _Steps
-
-    @cached_property
-    def statement_end(self) -> int:
-        """The end of the task's longest tagged block (``<issue>...</issue>``), else of the task.
-
-        Harnesses wrap the material in tags and put generic instructions after
-        it: those are cut first. Only the first tags opening a line count, and
-        only a block long enough to be a statement.
-        """
-        best, end = _MIN_STATEMENT_CHARS - 1, len(self.task)
-        for number, tag in enumerate(_OPENING_TAG.finditer(self.task)):
-            if number == _MAX_TAGS:
-                break
-            closing = self.task.find(f"</{tag['name']}>", tag.end())
-            if closing - tag.end() > best:
-                best, end = closing - tag.end(), closing + len(tag["name"]) + 3
-        return end
-
-    @cached_property
-    def tail(self) -> str:
-        """The task's last line when short: a question after pasted material often comes last."""
-        last = self.task[self.task.rfind("\n") + 1 :].strip()
-        return last if len(last) <= _MAX_TAIL_CHARS else ""
-
-    def render(self, budget: int) -> str:
-        ask = truncate_middle(self.question, budget // 6)
-        why = truncate_middle(self.why, budget // 8)
-        extra = truncate_middle(self.context, budget // 8)
-        fixed = _render([("## Task", "-"), ("## Context", extra), ("## What was tried", "-")])
-        room = budget - len(fixed + _render([("## Why help is needed", why), ("## Question", ask)]))
-        whole = len(self.task)
-        statement = min(whole, self.statement_end + len(_TASK_CUT) + len(self.tail))
-        # A task (or its statement) that fits in half the bound is kept whole; else a third.
-        task_room = next((n for n in (whole, statement) if n <= budget // 2), budget // 3)
-        steps, kept = self.steps, _Kept()
-        failing = min(room - task_room, budget // 4) - kept.used
-        steps.keep(kept, steps.failure_positions + steps.follow_ups, failing)
-        evidence = steps.keep(
-            kept, steps.evidence_positions, room - task_room - kept.used, spread=False
-        )
-        # The statement comes before the evidence's room beyond its least.
-        task_room = max(task_room, min(statement, budget * 3 // 4, room - kept.used))
-        spare = room - task_room - kept.used
-        steps.share(kept, evidence, sum(steps.line_room(p, kept.caps[p]) for p in evidence) + spare)
-        steps.recent(kept, room - task_room - kept.used)
-        task = _cut_task(self.task, max(room - kept.used, task_room), self.statement_end, self.tail)
-        tried = [("## What was tried", steps.render(kept.caps))]
-        sections = [("## Task", task), ("## Context", extra), *tried]
-        return _render([*sections, ("## Why help is needed", why), ("## Question", ask)]).rstrip()
-
-
-@dataclass
-class _Kept:
-    caps: dict[int, int] = field(default_factory=dict)  # the steps kept, with their room
-    used: int = _MARKER_CHARS
 
 
 @dataclass(frozen=True)
@@ -270,151 +175,145 @@ class _Step:
         return self.overhead + min(cap, len(self.body))
 
 
-class _Steps:
-    """The steps after the task: which to keep, and how each reads."""
+class _Briefing:
+    """The parts of a briefing; ``render`` keeps steps in ``caps`` (with their room) to fit."""
 
     def __init__(
-        self, messages: Sequence[BaseMessage], first: int, verdict: Verdict | None
+        self, messages: Sequence[BaseMessage], evidence: list[int], ask: str, why: str, extra: str
     ) -> None:
-        self.messages, self.verdict, self._steps = messages, verdict, dict[int, _Step | None]()
-        if first < 0:  # without a human task, steps start after the leading system messages
+        self.messages, self.ask, self.why, self.extra = messages, ask, why, extra
+        self._steps: dict[int, _Step] = {}
+        first = task_position(messages)
+        if first >= 0:
+            self.task = redact(str(messages[first].text).strip()) or "(empty request)"
+        else:  # the first system message stands for the task; steps start after the leading ones
+            system = (m.text for m in messages if isinstance(m, SystemMessage))
+            self.task = redact(str(next(system, "")).strip()) or "(no task given)"
             while first + 1 < len(messages) and isinstance(messages[first + 1], SystemMessage):
                 first += 1
-        self.first = first
+        self.first, self.statement_end = first, _statement_end(self.task)
+        last = self.task[self.task.rfind("\n") + 1 :].strip()
+        # A short last line is kept when the task is cut: a question after pasted material.
+        self.tail = last if len(last) <= _MAX_TAIL_CHARS else ""
+        self.statement = min(len(self.task), self.statement_end + len(_TASK_CUT) + len(self.tail))
+        after = range(len(messages) - 1, first, -1)
+        failed = next((p for p in after if _failed(messages[p])), None)
+        failing = [] if failed is None else [failed, self._caller(failed)]
+        # First the latest failure with its call, and what the person said after the task;
+        self.urgent = list(dict.fromkeys(failing + [p for p in after if _is_human(messages[p])]))
+        # then the evidence after the task, newest first, each result with its call.
+        evidence = [i for i in sorted(evidence, reverse=True) if first < i < len(messages)]
+        self.evidence = list(dict.fromkeys(p for i in evidence for p in (i, self._caller(i))))
 
-    def step_or_none(self, position: int) -> _Step | None:
-        if position not in self._steps:
-            self._steps[position] = _step_of(self.messages[position])
-        return self._steps[position]
+    def render(self, budget: int) -> str:
+        self.caps: dict[int, int] = {}
+        self.used = _MARKER_CHARS
+        ask = truncate_middle(self.ask, budget // 6)
+        why = truncate_middle(self.why, budget // 8)
+        extra = truncate_middle(self.extra, budget // 8)
+        end = [("## Why help is needed", why), ("## Question", ask)]
+        fixed = [("## Task", "-"), ("## Context", extra), ("## What was tried", "-"), *end]
+        room = budget - len(_render(fixed))
+        # A task (or its statement) that fits in half the bound is kept whole; else a third.
+        whole = (len(self.task), self.statement)
+        task_room = next((n for n in whole if n <= budget // 2), budget // 3)
+        self.keep(self.urgent, min(room - task_room, budget // 4) - self.used)
+        evidence = self.keep(self.evidence, room - task_room - self.used, spread=False)
+        # The statement comes before the evidence's room beyond its least.
+        task_room = max(task_room, min(self.statement, budget * 3 // 4, room - self.used))
+        spare = room - task_room - self.used
+        self.share(evidence, sum(self.line_room(p, self.caps[p]) for p in evidence) + spare)
+        self.recent(room - task_room - self.used)
+        task = _cut_task(self.task, max(room - self.used, task_room), self.statement_end, self.tail)
+        tried = ("## What was tried", self.render_steps())
+        return _render([("## Task", task), ("## Context", extra), tried, *end]).rstrip()
 
-    def step(self, position: int) -> _Step:
-        step = self.step_or_none(position)
-        if step is None:  # only positions with a step are ever kept
-            msg = f"message {position} is not a step"
-            raise LookupError(msg)
-        return step
+    def step(self, position: int) -> _Step | None:
+        """The message at ``position`` as a step (None when it is none), made once."""
+        if position not in self._steps and (step := _step_of(self.messages[position])):
+            self._steps[position] = step
+        return self._steps.get(position)
 
     def line_room(self, position: int, cap: int) -> int:
-        return self.step(position).size(cap) + 1 + _MARKER_CHARS
+        return self._steps[position].size(cap) + 1 + _MARKER_CHARS
 
-    def keep(
-        self, kept: _Kept, positions: Sequence[int], room: int, *, spread: bool = True
-    ) -> list[int]:
-        """Keep ``positions``, newest first, while their least room fits in ``room``.
-
-        With ``spread`` they share all of ``room``; else each keeps its least.
-        """
+    def keep(self, positions: Sequence[int], room: int, *, spread: bool = True) -> list[int]:
+        """Keep ``positions`` while their least fits in ``room``; all of it when ``spread``."""
         chosen: list[int] = []
         floor = 0
-        for position in positions:
-            if self.step_or_none(position) is None or position in kept.caps:
-                continue
+        for position in (p for p in positions if p not in self.caps and self.step(p)):
             need = self.line_room(position, _MIN_STEP_CHARS)
             if floor + need > room:
                 break
             chosen.append(position)
             floor += need
-        self.share(kept, chosen, room if spread else floor)
+        self.share(chosen, room if spread else floor)
         return chosen
 
-    def share(self, kept: _Kept, chosen: Sequence[int], room: int) -> None:
+    def share(self, chosen: Sequence[int], room: int) -> None:
         """Give the ``chosen`` steps ``room`` in all: short ones whole, long ones an equal rest."""
         for position in chosen:
-            if position in kept.caps:
-                kept.used -= self.line_room(position, kept.caps.pop(position))
+            if position in self.caps:
+                self.used -= self.line_room(position, self.caps.pop(position))
         left = room - _MARKER_CHARS * len(chosen)
-        order = sorted(chosen, key=lambda p: len(self.step(p).body))
+        order = sorted(chosen, key=lambda p: len(self._steps[p].body))
         for done, position in enumerate(order):
-            step = self.step(position)
+            step = self._steps[position]
             share = left // (len(order) - done) - step.overhead - 1
-            kept.caps[position] = max(min(len(step.body), share), _MIN_STEP_CHARS)
-            left -= step.size(kept.caps[position]) + 1
-            kept.used += self.line_room(position, kept.caps[position])
+            self.caps[position] = max(min(len(step.body), share), _MIN_STEP_CHARS)
+            left -= step.size(self.caps[position]) + 1
+            self.used += self.line_room(position, self.caps[position])
 
-    def recent(self, kept: _Kept, room: int) -> None:
+    def recent(self, room: int) -> None:
         """Add the most recent other steps, newest first, while they fit."""
         per_step = max(room // 6, _MIN_STEP_CHARS * 2)
         oldest: int | None = None
         for position in range(len(self.messages) - 1, self.first, -1):
-            step = None if position in kept.caps else self.step_or_none(position)
+            step = None if position in self.caps else self.step(position)
             if step is None:
                 continue
             cap = min(per_step, len(step.body), room - step.overhead - 1)
             if cap < min(_MIN_STEP_CHARS, len(step.body)):
-                break
-            kept.caps[position] = cap
-            kept.used += step.size(cap) + 1
+                # A result whose call did not fit reads as an orphan: drop it too.
+                if oldest is not None and self._caller(oldest) not in self.caps:
+                    self.used -= self._steps[oldest].size(self.caps.pop(oldest)) + 1
+                return
+            self.caps[position] = cap
+            self.used += step.size(cap) + 1
             room -= step.size(cap) + 1
             oldest = position
-        else:
-            return
-        # A result whose call did not fit reads as an orphan: drop it too.
-        if oldest is not None and self._caller(oldest) not in kept.caps:
-            kept.used -= self.step(oldest).size(kept.caps.pop(oldest)) + 1
 
-    def render(self, caps: dict[int, int]) -> str:
+    def render_steps(self) -> str:
         lines: list[str] = []
         previous = self.first
-        for position in sorted(caps):
+        for position in sorted(self.caps):
             if skipped := self._count(previous + 1, position):
                 word = "earlier steps" if previous == self.first else "steps"
                 lines.append(f"- ({skipped} {word} omitted)")
-            lines.append(self.step(position).render(caps[position]))
+            lines.append(self._steps[position].render(self.caps[position]))
             previous = position
         if not lines and self._count(self.first + 1, len(self.messages)):
             lines.append("- (every step omitted: no room left)")
         return "\n".join(lines)
 
-    @cached_property
-    def failure_positions(self) -> list[int]:
-        """The latest failure and the call it answers."""
-        for position in range(len(self.messages) - 1, self.first, -1):
-            message = self.messages[position]
-            if (isinstance(message, ToolMessage) and is_error(message)) or (
-                isinstance(message, AIMessage) and message.invalid_tool_calls
-            ):
-                return list(dict.fromkeys([position, self._caller(position)]))
-        return []
-
-    @cached_property
-    def follow_ups(self) -> list[int]:
-        """What the person said after the task, newest first."""
-        return [
-            p for p in range(len(self.messages) - 1, self.first, -1) if _is_human(self.messages[p])
-        ]
-
-    @cached_property
-    def evidence_positions(self) -> list[int]:
-        """The verdict's evidence after the task, newest first, each result with its call."""
-        evidence = self.verdict.evidence if self.verdict is not None else []
-        positions: list[int] = []
-        for index in sorted(evidence, reverse=True):
-            if self.first < index < len(self.messages):
-                positions += [index, self._caller(index)]
-        return list(dict.fromkeys(positions))
-
     def _count(self, start: int, stop: int) -> int:
-        return sum(1 for m in self.messages[start:stop] if isinstance(m, _STEP_TYPES))
+        return sum(isinstance(m, _STEP_TYPES) for m in self.messages[start:stop])
 
     def _caller(self, position: int) -> int:
         """The AI message whose call a tool result answers (the position itself otherwise)."""
-        if not isinstance(self.messages[position], ToolMessage):
-            return position
-        for earlier in range(position - 1, self.first, -1):
-            if not isinstance(self.messages[earlier], ToolMessage):
-                return earlier if isinstance(self.messages[earlier], AIMessage) else position
-        return position
+        back = range(position, self.first, -1)
+        caller = next((p for p in back if not isinstance(self.messages[p], ToolMessage)), position)
+        return caller if isinstance(self.messages[caller], AIMessage) else position
 
 
 def _step_of(message: BaseMessage) -> _Step | None:
     if isinstance(message, AIMessage):
-        calls = describe_call(message)
-        invalid = "; ".join(
+        invalid = [
             f"{call.get('name')}({call.get('args')}) [invalid: {call.get('error')}]"
             for call in message.invalid_tool_calls
-        )
-        if calls or invalid:
-            return _Step("- called ", redact("; ".join(part for part in (calls, invalid) if part)))
+        ]
+        if calls := "; ".join(filter(None, [describe_call(message), *invalid])):
+            return _Step("- called ", redact(calls))
         text = redact(str(message.text).strip())
         return _Step("- replied: ", text) if text else None
     if isinstance(message, ToolMessage):
@@ -426,11 +325,11 @@ def _step_of(message: BaseMessage) -> _Step | None:
     return None
 
 
-def _task_text(messages: Sequence[BaseMessage], first: int) -> str:
-    if first >= 0:
-        return redact(str(messages[first].text).strip()) or "(empty request)"
-    system = next((m for m in messages if isinstance(m, SystemMessage)), None)
-    return redact(str(system.text).strip() if system is not None else "") or "(no task given)"
+def _failed(message: BaseMessage) -> bool:
+    """A failing tool result, or a reply with an invalid tool call."""
+    if isinstance(message, ToolMessage):
+        return is_error(message)
+    return isinstance(message, AIMessage) and bool(message.invalid_tool_calls)
 
 
 def _is_human(message: BaseMessage) -> bool:
@@ -445,15 +344,22 @@ def _is_follow_up(messages: Sequence[BaseMessage], position: int) -> bool:
     if _CONTINUATION.match(text):
         return True
     # An answer to the assistant's question continues the same task.
-    for message in reversed(messages[:position]):
-        if is_help_message(message) or isinstance(message, SystemMessage):
-            continue
-        if isinstance(message, AIMessage) and not message.tool_calls:
-            ending = str(message.text)[-_ASK_WINDOW:]
-            return "?" in ending or _REQUEST.search(ending) is not None
-        if isinstance(message, _STEP_TYPES):
-            return False
-    return False
+    before = reversed(messages[:position])
+    reply = next((m for m in before if isinstance(m, _STEP_TYPES) and not is_help_message(m)), None)
+    if not isinstance(reply, AIMessage) or reply.tool_calls:
+        return False
+    ending = str(reply.text)[-_ASK_WINDOW:]
+    return "?" in ending or _REQUEST.search(ending) is not None
+
+
+def _statement_end(task: str) -> int:
+    """The end of the longest of the first tagged blocks (``<issue>...</issue>``), or len(task)."""
+    best, end = _MIN_STATEMENT_CHARS - 1, len(task)
+    for tag in islice(_OPENING_TAG.finditer(task), _MAX_TAGS):
+        closing = task.find(f"</{tag['name']}>", tag.end())
+        if closing - tag.end() > best:
+            best, end = closing - tag.end(), closing + len(tag["name"]) + 3
+    return end
 
 
 def _cut_task(text: str, room: int, statement_end: int, tail: str) -> str:
@@ -466,8 +372,7 @@ def _cut_task(text: str, room: int, statement_end: int, tail: str) -> str:
     if head_room < _MIN_STEP_CHARS:
         return text[: max(room, 0)]
     head = text[:head_room]
-    # End at a line break when one is near (not before the statement's end when
-    # it fits), so the last kept line is whole.
+    # End at a line break when one is near (not before the statement's end when it fits).
     floor = statement_end if statement_end <= head_room else len(head) * 4 // 5
     line_end = head.rfind("\n", floor)
     return (head[:line_end] if line_end >= 0 else head).rstrip() + _TASK_CUT + tail

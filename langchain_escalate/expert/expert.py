@@ -22,21 +22,15 @@ ADVISOR_PROMPT = (
     "You will read a briefing: the task, what the assistant tried and what came back, and why "
     "it looks stuck. Reply with short, concrete guidance the assistant can act on next "
     "(which tool to call with which arguments, or what to answer). Do not repeat the briefing."
-)
-"""System prompt of the strong model in ``advise`` mode."""
-
+)  # the strong model's system prompt in ``advise`` mode
 TAKEOVER_PROMPT = (
     "You are taking over a task from a less capable AI assistant that got stuck. The first "
     "message briefs you on the task and what was tried. Act directly: call the tools you need "
     "or give the final answer."
-)
-"""System prompt of the strong model in ``takeover`` mode."""
+)  # the strong model's system prompt in ``takeover`` mode
 
-ExpertKind = Literal["model", "graph"]
-
-# Any Runnable from {"messages": [...]} to a state dict is accepted as an expert
-# graph (CompiledStateGraph, Pregel, or a RunnableLambda around one); typed
-# loosely because compiled graphs are generic over user state types.
+# A graph expert is any Runnable from {"messages": [...]} to a state dict (typed loosely:
+# compiled graphs are generic over user state types).
 ExpertSpec = str | BaseChatModel | ModelRef | Runnable[Any, Any]
 
 
@@ -62,10 +56,9 @@ class Expert:
     r"""The strong model, or the user's compiled graph, that helps a stuck weak model.
 
     Args:
-        strong: A model as ``"provider:model"`` (LangChain's ``init_chat_model``)
-            or ``"provider/model"`` (litellm), resolved at first use; a
-            ``BaseChatModel``; a ``ModelRef``; or a compiled graph taking and
-            returning ``{"messages": [...]}`` (``advise`` only).
+        strong: ``"provider:model"`` (``init_chat_model``) or ``"provider/model"`` (litellm),
+            resolved at first use; a ``BaseChatModel``; a ``ModelRef``; or a compiled graph
+            taking and returning ``{"messages": [...]}`` (``advise`` only).
         tools: Tools the strong model is bound to in ``take_over``.
         name: Name in records and pricing; by default the model's or graph's.
 
@@ -110,23 +103,25 @@ class Expert:
             raise TypeError(msg)
 
     @property
-    def kind(self) -> ExpertKind:
+    def kind(self) -> Literal["model", "graph"]:
         """``"graph"`` for a user's compiled graph, else ``"model"``."""
         return "graph" if self._graph is not None else "model"
 
     def advise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
         """Answer the briefing with guidance; ``ExpertError`` when there is no text."""
         if self._graph is not None:
-            return _graph_answer(self._graph.invoke(_graph_input(briefing), config), briefing)
-        return answer_of(self.chat_model().invoke(_advise_input(briefing), config), step=False)
+            output = self._graph.invoke({"messages": [HumanMessage(briefing)]}, config)
+            return _graph_answer(output, briefing)
+        prompt = [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
+        return answer_of(self.chat_model().invoke(prompt, config), step=False)
 
     async def aadvise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
         """Async twin of ``advise``."""
         if self._graph is not None:
-            output = await self._graph.ainvoke(_graph_input(briefing), config)
+            output = await self._graph.ainvoke({"messages": [HumanMessage(briefing)]}, config)
             return _graph_answer(output, briefing)
-        reply = await self.chat_model().ainvoke(_advise_input(briefing), config)
-        return answer_of(reply, step=False)
+        prompt = [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
+        return answer_of(await self.chat_model().ainvoke(prompt, config), step=False)
 
     def take_over(
         self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
@@ -188,14 +183,6 @@ def answer_of(reply: BaseMessage | None, *, step: bool) -> ExpertAnswer:
             msg = "the expert returned an empty answer"
         raise ExpertError(msg, calls=(reply,))
     return ExpertAnswer(text=text, message=reply if step else None, calls=(reply,))
-
-
-def _advise_input(briefing: str) -> list[BaseMessage]:
-    return [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
-
-
-def _graph_input(briefing: str) -> dict[str, Any]:
-    return {"messages": [HumanMessage(briefing)]}
 
 
 def _graph_answer(output: Any, briefing: str) -> ExpertAnswer:
