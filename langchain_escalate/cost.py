@@ -47,8 +47,7 @@ def format_usd(value: float | None) -> str:
 class ModelPrice(BaseModel):
     """The price of a model litellm does not know, in USD per million tokens.
 
-    Without a ``cache_read`` price cache reads cost ``input``; without a ``cache_write`` price
-    cache writes cost twice ``input`` (the highest surcharge published): never under-stated.
+    Cache reads default to ``input``, writes to twice ``input``: never an under-stated cost.
 
     Example:
         >>> ModelPrice(input=1.0, output=2.0, cache_read=0.1).cost_usd(
@@ -115,10 +114,9 @@ class PriceBook:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> float | None:
-        """Return the USD cost of one call, or ``None`` when no price is known.
+        """Return the USD cost of one call (cache reads and writes among ``tokens_in``).
 
-        ``tokens_in`` counts every prompt token, cache reads and writes included. An unknown
-        price warns (``UnknownPriceWarning``) once per model per process.
+        ``None`` when no price is known, with one ``UnknownPriceWarning`` per model per process.
         """
         read, written = _cache_within(cache_read_tokens, cache_write_tokens, tokens_in)
         name = price_name(model)
@@ -175,10 +173,7 @@ def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
 
 
 class RunSummary(BaseModel):
-    """What a run cost on each side, and what it would have cost on the strong model alone.
-
-    A USD field is ``None`` when a price it needs is unknown (see ``summarize_run``).
-    """
+    """A run's cost per side and all on the strong model (a USD figure is ``None`` if unknown)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

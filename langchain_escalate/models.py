@@ -1,7 +1,4 @@
-"""Model specs: a string or a chat model, built at first use, priced under its litellm name.
-
-``"provider:model"`` goes through ``init_chat_model``, any other string is a litellm id.
-"""
+"""Model specs: ``provider:model`` strings, litellm ids or chat models, built at first use."""
 
 from __future__ import annotations
 
@@ -33,10 +30,7 @@ LITELLM_PROVIDER_OF = {
 
 
 def model_kind(model_id: str) -> ModelKind:
-    """Say which library builds a model string.
-
-    ``"langchain"`` when the text before the first ``:`` is an ``init_chat_model``
-    provider and holds no ``/``; ``"litellm"`` otherwise.
+    """``"langchain"`` if the text before the first ``:`` is a known provider, else ``"litellm"``.
 
     Example:
         >>> model_kind("anthropic:claude-sonnet-4-6"), model_kind("ollama/llama3:8b")
