@@ -25,7 +25,8 @@ PRUNED_USAGE_KEY = "escalation_pruned_usage"
 """``additional_kwargs`` key: the usage of replies a loop pruning removed (see ``pruned_usage``)."""
 
 _USAGE_KEYS = ("tokens_in", "tokens_out", "cache_read", "cache_write")
-_Call = tuple[int, int, float | None, float | None]  # tokens in, out, USD, USD at strong prices
+_Call = tuple[bool, str | None, tuple[int, ...], float | None]  # strong?, model, usage, known USD
+_Priced = tuple[int, int, float | None, float | None]  # tokens in, out, USD, USD at strong prices
 _warned_models: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -256,74 +257,67 @@ def summarize_run(
         (0.0012, 0.0099, 0.0087)
     """
     messages = list(messages)
-    tally = _Tally(prices, weak_model, strong_model)
-    tally.seen_replies.update(m.id for m in messages if isinstance(m, AIMessage) and m.id)
+    seen = {m.id for m in messages if isinstance(m, AIMessage) and m.id}
+    calls: list[_Call] = []
+    noted: list[EscalationRecord] = []  # each message's record, then the other records once
     for message in messages:
         for entry in message.additional_kwargs.get(PRUNED_USAGE_KEY, []):
-            if entry["id"] not in tally.seen_replies:
-                tally.seen_replies.add(entry["id"])
+            if entry["id"] not in seen:
+                seen.add(entry["id"])
                 usage = tuple(int(entry.get(key) or 0) for key in _USAGE_KEYS)
-                tally.add(usage, strong=entry.get("model") == strong_model)
-        if isinstance(message, AIMessage):
-            tally.add_reply(message)
-    for raw in records:
-        record = EscalationRecord.model_validate(raw)
-        if record.id not in tally.seen_records and tally.count(record):
-            tally.add_record(record)
-    return tally.summary()
-
-
-class _Tally:
-    """A run's priced calls (``_Call``) by side, and the records and replies seen."""
-
-    def __init__(self, prices: PriceBook, weak_model: str, strong_model: str) -> None:
-        self.prices, self.weak_model, self.strong_model = prices, weak_model, strong_model
-        self.calls: dict[str, list[_Call]] = {"weak": [], "strong": []}
-        self.seen_replies: set[str | None] = set()
-        self.seen_records: set[str] = set()
-        self.escalations = 0
-
-    def add_reply(self, message: AIMessage) -> None:
-        usage, record = _usage4(message), record_of(message)
-        if record is not None and self.count(record) and usage[0] == usage[1] == 0:
-            self.add_record(record)  # an advise briefing: its tokens are on the record
+                calls.append((entry.get("model") == strong_model, None, usage, None))
+        if not isinstance(message, AIMessage):
+            continue
+        record, usage = record_of(message), _usage4(message)
+        if record is not None:
+            noted.append(record)
+        if record is not None and record.strong_called and usage[0] == usage[1] == 0:
+            calls.append(_record_call(record))  # an advise briefing: its tokens are on the record
         else:
             model = message.response_metadata.get("model_name")
-            self.add(usage, strong=record is not None or model == self.strong_model)
+            calls.append((record is not None or model == strong_model, None, usage, None))
+    ids = {record.id for record in noted}
+    for record in map(EscalationRecord.model_validate, records):
+        if record.id not in ids:
+            ids.add(record.id)
+            noted.append(record)
+            if record.strong_called:
+                calls.append(_record_call(record))
+    escalations = sum(record.strong_called for record in noted)
+    return _summary(calls, escalations, prices, weak_model, strong_model)
 
-    def count(self, record: EscalationRecord) -> bool:
-        """Note the record; whether it is an escalation whose strong call was made."""
-        self.seen_records.add(record.id)
-        self.escalations += record.strong_called
-        return record.strong_called
 
-    def add(self, usage: tuple[int, ...], *, strong: bool) -> None:
-        cost = _price(self.prices, self.strong_model if strong else self.weak_model, usage)
-        at_strong = cost if strong else _price(self.prices, self.strong_model, usage)
-        self.calls["strong" if strong else "weak"].append((usage[0], usage[1], cost, at_strong))
+def _record_call(record: EscalationRecord) -> _Call:
+    """A strong call known from its record: its tokens, and its cost or its model to price."""
+    return True, record.model, (record.tokens_in, record.tokens_out, 0, 0), record.cost_usd
 
-    def add_record(self, record: EscalationRecord) -> None:
-        tokens, cost = (record.tokens_in, record.tokens_out), record.cost_usd
+
+def _summary(
+    calls: list[_Call], escalations: int, prices: PriceBook, weak_model: str, strong_model: str
+) -> RunSummary:
+    """Price each call at its side's model (unless its cost is known) and add up each side."""
+    priced: dict[str, list[_Priced]] = {"weak": [], "strong": []}
+    for is_strong, model, usage, known in calls:
+        cost = known
         if cost is None:
-            cost = self.prices.cost_usd(record.model or self.strong_model, *tokens)
-        self.calls["strong"].append((*tokens, cost, cost))
-
-    def summary(self) -> RunSummary:
-        sums: dict[str, Any] = {"escalations": self.escalations}
-        for side, calls in self.calls.items():
-            sums[f"{side}_tokens_in"] = sum(call[0] for call in calls)
-            sums[f"{side}_tokens_out"] = sum(call[1] for call in calls)
-            sums[f"{side}_usd"] = _sum(calls, 2)
+            cost = _price(prices, model or (strong_model if is_strong else weak_model), usage)
         # The counterfactual keeps the weak replies' cache reads and writes.
-        strong, all_strong = sums["strong_usd"], _sum(self.calls["weak"], 3)
-        total = None if sums["weak_usd"] is None or strong is None else sums["weak_usd"] + strong
-        all_strong = None if all_strong is None or strong is None else all_strong + strong
-        saved = None if all_strong is None or total is None else all_strong - total
-        sums |= {"total_usd": total, "all_strong_usd": all_strong, "saved_usd": saved}
-        return RunSummary(weak_model=self.weak_model, strong_model=self.strong_model, **sums)
+        at_strong = cost if is_strong else _price(prices, strong_model, usage)
+        priced["strong" if is_strong else "weak"].append((usage[0], usage[1], cost, at_strong))
+    sums: dict[str, Any] = {"escalations": escalations}
+    for side, rows in priced.items():
+        sums[f"{side}_tokens_in"] = sum(row[0] for row in rows)
+        sums[f"{side}_tokens_out"] = sum(row[1] for row in rows)
+        sums[f"{side}_usd"] = _sum(rows, 2)
+    weak, strong, at_strong_sum = sums["weak_usd"], sums["strong_usd"], _sum(priced["weak"], 3)
+    total = None if weak is None or strong is None else weak + strong
+    all_strong = None if at_strong_sum is None or strong is None else at_strong_sum + strong
+    saved = None if all_strong is None or total is None else all_strong - total
+    sums |= {"total_usd": total, "all_strong_usd": all_strong, "saved_usd": saved}
+    return RunSummary(weak_model=weak_model, strong_model=strong_model, **sums)
 
 
-def _sum(calls: list[_Call], column: int) -> float | None:
+def _sum(calls: list[_Priced], column: int) -> float | None:
     """Add up one USD column in order; ``None`` once a call with tokens has no price."""
     total = 0.0
     for call in calls:
