@@ -1,11 +1,4 @@
-"""Token usage and dollar cost of model replies, and the cost summary of a run.
-
-Prices come from configuration first (``PriceBook(prices={...})``, for models
-litellm does not know), then litellm's bundled price map through litellm's own
-``cost_per_token``, cache reads and writes included. A model found in neither
-costs ``None``, with one warning, never a made-up number. litellm is imported
-lazily (it takes seconds) and always offline (``ensure_offline_price_map``).
-"""
+"""Token usage and USD cost of replies (configured prices, then litellm's), and a run's summary."""
 
 from __future__ import annotations
 
@@ -15,8 +8,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,18 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from langchain_escalate.models import price_name
 from langchain_escalate.records import EscalationRecord, record_of
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
-OFFLINE_PRICE_MAP_ENV = "LITELLM_LOCAL_MODEL_COST_MAP"
-TOKENS_PER_PRICE_UNIT = 1_000_000  # configured prices are USD per million tokens
-# The highest cache-write surcharge a provider publishes (Anthropic's one-hour
-# cache), so a missing cache-write price never under-states a cost.
-CACHE_WRITE_DEFAULT_FACTOR = 2.0
+logger = logging.getLogger(__name__)
 
 PRUNED_USAGE_KEY = "escalation_pruned_usage"
 """``additional_kwargs`` key: the usage of replies a loop pruning removed (see ``pruned_usage``)."""
 
 _USAGE_KEYS = ("tokens_in", "tokens_out", "cache_read", "cache_write")
+_Call = tuple[bool, str | None, tuple[int, ...], float | None]  # strong?, model, usage, known USD
+_Priced = tuple[int, int, float | None, float | None]  # tokens in, out, USD, USD at strong prices
 _warned_models: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -46,7 +37,7 @@ class UnknownPriceWarning(UserWarning):
 
 def ensure_offline_price_map() -> None:
     """Make litellm read its bundled price map instead of fetching one; a user's choice is kept."""
-    os.environ.setdefault(OFFLINE_PRICE_MAP_ENV, "True")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def format_usd(value: float | None) -> str:
@@ -57,8 +48,7 @@ def format_usd(value: float | None) -> str:
 class ModelPrice(BaseModel):
     """The price of a model litellm does not know, in USD per million tokens.
 
-    A missing ``cache_read`` price charges cache reads at ``input``, a missing
-    ``cache_write`` at twice ``input``: a missing price never under-states a cost.
+    Cache reads default to ``input``, writes to twice ``input``: never an under-stated cost.
 
     Example:
         >>> ModelPrice(input=1.0, output=2.0, cache_read=0.1).cost_usd(
@@ -85,20 +75,17 @@ class ModelPrice(BaseModel):
         """Return the USD cost of one call (cache reads and writes are among ``tokens_in``)."""
         read, written = _cache_within(cache_read_tokens, cache_write_tokens, tokens_in)
         read_rate = self.input if self.cache_read is None else self.cache_read
-        write_rate = self.cache_write
-        if write_rate is None:
-            write_rate = self.input * CACHE_WRITE_DEFAULT_FACTOR
+        write_rate = self.input * 2 if self.cache_write is None else self.cache_write
         usd = (tokens_in - read - written) * self.input + read * read_rate + written * write_rate
-        return (usd + tokens_out * self.output) / TOKENS_PER_PRICE_UNIT
+        return (usd + tokens_out * self.output) / 1_000_000
 
 
 class PriceBook:
     """Prices by model id: configured ones first, then litellm's bundled map.
 
     Args:
-        prices: Model id to price, for models litellm lacks or to override it. A
-            key matches the model in either spelling (``openai:qwen2.5`` or
-            ``openai/qwen2.5``), or without its provider (``qwen2.5``).
+        prices: Model id to price, for models litellm lacks or to override it. A key matches
+            the model as ``openai:qwen2.5``, ``openai/qwen2.5`` or ``qwen2.5`` alike.
 
     Raises:
         pydantic.ValidationError: A price is malformed (negative, unknown key).
@@ -128,56 +115,37 @@ class PriceBook:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
     ) -> float | None:
-        """Return the USD cost of one call, or ``None`` when the price is unknown.
+        """Return the USD cost of one call (cache reads and writes among ``tokens_in``).
 
-        Args:
-            model: A model id (``"deepseek/deepseek-chat"`` or ``"deepseek:deepseek-chat"``).
-            tokens_in: Prompt tokens, cache reads and writes included (LangChain's convention).
-            tokens_out: Completion tokens.
-            cache_read_tokens: How many of ``tokens_in`` were read from the prompt cache.
-            cache_write_tokens: How many of ``tokens_in`` were written to the prompt cache.
-
-        Returns:
-            The cost in USD; ``None`` (with one ``UnknownPriceWarning`` per model
-            per process) when neither the configuration nor litellm has the model.
+        ``None`` when no price is known, with one ``UnknownPriceWarning`` per model per process.
         """
         read, written = _cache_within(cache_read_tokens, cache_write_tokens, tokens_in)
-        configured = self._configured(model)
-        if configured is not None:
-            return configured.cost_usd(
-                tokens_in, tokens_out, cache_read_tokens=read, cache_write_tokens=written
-            )
-        cost = _litellm_cost(price_name(model), tokens_in, tokens_out, read, written)
-        if cost is None:
-            _warn_unknown(model)
-        return cost
-
-    def _configured(self, model: str) -> ModelPrice | None:
         name = price_name(model)
         for key in (model, name, name.partition("/")[2]):
             price = self._prices.get(key) or self._by_name.get(key)
             if price is not None:
-                return price
-        return None
+                return price.cost_usd(
+                    tokens_in, tokens_out, cache_read_tokens=read, cache_write_tokens=written
+                )
+        cost = _litellm_cost(name, tokens_in, tokens_out, read, written)
+        if cost is None:
+            _warn_unknown(model)
+        return cost
 
 
 def usage_of(message: BaseMessage) -> tuple[int, int]:
-    """Return a reply's ``(tokens_in, tokens_out)`` from its ``usage_metadata``; ``(0, 0)`` without.
-
-    Tokens in are every prompt token, cached ones included.
-    """
-    usage = _metadata(message)
-    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    """Return a reply's ``(tokens_in, tokens_out)``, cached prompt tokens in; else ``(0, 0)``."""
+    return _usage4(message)[:2]
 
 
 def cache_read_tokens_of(message: BaseMessage) -> int:
     """Prompt tokens read from the provider's cache (``input_token_details["cache_read"]``)."""
-    return _input_detail(message, "cache_read")
+    return _usage4(message)[2]
 
 
 def cache_write_tokens_of(message: BaseMessage) -> int:
     """Prompt tokens written to the provider's cache (``input_token_details["cache_creation"]``)."""
-    return _input_detail(message, "cache_creation")
+    return _usage4(message)[3]
 
 
 def price_reply(prices: PriceBook, model: str, reply: BaseMessage) -> tuple[int, int, float | None]:
@@ -187,21 +155,11 @@ def price_reply(prices: PriceBook, model: str, reply: BaseMessage) -> tuple[int,
 
 
 def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
-    """Return the usage a message that replaces ``removed`` messages must carry.
+    """Return the usage entries the message replacing ``removed`` (each with an id) must carry.
 
-    Removing a reply from state must not remove what it cost: the message that
-    summarizes the removed ones carries this list under
-    ``additional_kwargs[PRUNED_USAGE_KEY]``, and ``summarize_run`` counts it.
-    Entries a removed message itself carried are kept, so a later pruning that
-    removes an earlier summary keeps them.
-
-    Args:
-        removed: The messages being removed; each needs an id.
-
-    Returns:
-        ``{"id", "model", "tokens_in", "tokens_out", "cache_read", "cache_write"}``
-        dicts, one per reply that reports usage; ``model`` is the reply's
-        ``response_metadata["model_name"]`` (``None`` when absent).
+    One ``{"id", "model", "tokens_in", "tokens_out", "cache_read", "cache_write"}`` dict per
+    reply with usage (``model``: its ``model_name`` or ``None``), plus the entries the removed
+    messages carried; ``summarize_run`` counts them from ``additional_kwargs[PRUNED_USAGE_KEY]``.
     """
     entries: dict[str, dict[str, Any]] = {}
     for message in removed:
@@ -216,11 +174,7 @@ def pruned_usage(removed: Iterable[BaseMessage]) -> list[dict[str, Any]]:
 
 
 class RunSummary(BaseModel):
-    """What a run cost on each side, and what it would have cost on the strong model alone.
-
-    USD fields are ``None`` when a price they need is unknown; ``summarize_run``
-    says how each figure is computed.
-    """
+    """A run's cost per side and all on the strong model (a USD figure is ``None`` if unknown)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -283,22 +237,11 @@ def summarize_run(
 ) -> RunSummary:
     """Summarize what a run cost on the weak model, on the strong one, and on the strong one alone.
 
-    An ``AIMessage`` is a strong reply when it carries an ``EscalationRecord``
-    or its ``model_name`` is ``strong_model``, else a weak one; each reply is
-    priced on its own at its side's prices. Replies a loop pruning removed
-    count from the usage their summary message carries (``PRUNED_USAGE_KEY``),
-    each once. Escalation records whose tokens are on no message (an advise
-    briefing) add their own tokens and cost; records of calls never made
-    (``over_budget``, ``skipped``) add nothing. ``all_strong_usd`` prices the
-    weak replies at the strong model's prices and adds ``strong_usd``. A side
-    with tokens and an unknown price is ``None``, and so is what derives from it.
-
-    Args:
-        messages: The run's messages, in any order.
-        weak_model: The weak model's id, for pricing.
-        strong_model: The strong model's id, for pricing and classification.
-        prices: The price book.
-        records: Records kept outside the messages (the ``escalations`` key).
+    A reply (from ``messages``, or pruned: ``PRUNED_USAGE_KEY``, once) is strong when it carries
+    an ``EscalationRecord`` or its ``model_name`` is ``strong_model``, and is priced at its side's
+    prices. A record whose tokens are on no message (an advise briefing, or in ``records``) adds
+    them to the strong side, unless its strong call was never made. ``all_strong_usd`` prices
+    the weak replies at strong prices. Tokens of an unknown price make a USD figure ``None``.
 
     Example:
         >>> from langchain_core.messages import AIMessage
@@ -314,93 +257,88 @@ def summarize_run(
         (0.0012, 0.0099, 0.0087)
     """
     messages = list(messages)
-    tally = _Tally(prices, weak_model, strong_model)
-    tally.seen_replies.update(m.id for m in messages if isinstance(m, AIMessage) and m.id)
+    seen = {m.id for m in messages if isinstance(m, AIMessage) and m.id}
+    calls: list[_Call] = []
+    noted: list[EscalationRecord] = []  # each message's record, then the other records once
     for message in messages:
         for entry in message.additional_kwargs.get(PRUNED_USAGE_KEY, []):
-            if entry["id"] not in tally.seen_replies:
-                tally.seen_replies.add(entry["id"])
+            if entry["id"] not in seen:
+                seen.add(entry["id"])
                 usage = tuple(int(entry.get(key) or 0) for key in _USAGE_KEYS)
-                tally.add(usage, strong=entry.get("model") == strong_model)
-        if isinstance(message, AIMessage):
-            tally.add_reply(message)
-    for raw in records:
-        record = EscalationRecord.model_validate(raw)
-        if record.id not in tally.seen_records and tally.count(record):
-            tally.add_record(record)
-    return tally.summary()
+                calls.append((entry.get("model") == strong_model, None, usage, None))
+        if not isinstance(message, AIMessage):
+            continue
+        record, usage = record_of(message), _usage4(message)
+        if record is not None:
+            noted.append(record)
+        if record is not None and record.strong_called and usage[0] == usage[1] == 0:
+            calls.append(_record_call(record))  # an advise briefing: its tokens are on the record
+        else:
+            model = message.response_metadata.get("model_name")
+            calls.append((record is not None or model == strong_model, None, usage, None))
+    ids = {record.id for record in noted}
+    for record in map(EscalationRecord.model_validate, records):
+        if record.id not in ids:
+            ids.add(record.id)
+            noted.append(record)
+            if record.strong_called:
+                calls.append(_record_call(record))
+    escalations = sum(record.strong_called for record in noted)
+    return _summary(calls, escalations, prices, weak_model, strong_model)
 
 
-class _Tally:
-    """Running sums, named as in ``RunSummary``; a USD sum is ``None`` once a price is unknown."""
+def _record_call(record: EscalationRecord) -> _Call:
+    """A strong call known from its record: its tokens, and its cost or its model to price."""
+    return True, record.model, (record.tokens_in, record.tokens_out, 0, 0), record.cost_usd
 
-    def __init__(self, prices: PriceBook, weak_model: str, strong_model: str) -> None:
-        self.prices, self.weak_model, self.strong_model = prices, weak_model, strong_model
-        self.sums: dict[str, Any] = {"escalations": 0, "weak_at_strong": 0.0}
-        for side in ("weak", "strong"):
-            self.sums |= {f"{side}_tokens_in": 0, f"{side}_tokens_out": 0, f"{side}_usd": 0.0}
-        self.seen_replies: set[str | None] = set()
-        self.seen_records: set[str] = set()
 
-    def add_reply(self, message: AIMessage) -> None:
-        usage = _usage4(message)
-        record = record_of(message)
-        if record is not None and self.count(record) and usage[0] == usage[1] == 0:
-            self.add_record(record)  # an advise briefing: its tokens are on the record
-            return
-        model = message.response_metadata.get("model_name")
-        self.add(usage, strong=record is not None or model == self.strong_model)
-
-    def count(self, record: EscalationRecord) -> bool:
-        """Note the record once; whether it is an escalation whose strong call was made."""
-        self.seen_records.add(record.id)
-        self.sums["escalations"] += record.strong_called
-        return record.strong_called
-
-    def add(self, usage: tuple[int, ...], *, strong: bool) -> None:
-        # The counterfactual keeps the weak reply's cache reads and writes.
-        models = {"strong_usd": self.strong_model} if strong else {
-            "weak_usd": self.weak_model, "weak_at_strong": self.strong_model
-        }  # fmt: skip
-        costs = {key: _price(self.prices, model, usage) for key, model in models.items()}
-        self._add("strong" if strong else "weak", usage[0], usage[1], costs)
-
-    def add_record(self, record: EscalationRecord) -> None:
-        tokens_in, tokens_out, cost = record.tokens_in, record.tokens_out, record.cost_usd
+def _summary(
+    calls: list[_Call], escalations: int, prices: PriceBook, weak_model: str, strong_model: str
+) -> RunSummary:
+    """Price each call at its side's model (unless its cost is known) and add up each side."""
+    priced: dict[str, list[_Priced]] = {"weak": [], "strong": []}
+    for is_strong, model, usage, known in calls:
+        cost = known
         if cost is None:
-            cost = self.prices.cost_usd(record.model or self.strong_model, tokens_in, tokens_out)
-        self._add("strong", tokens_in, tokens_out, {"strong_usd": cost})
-
-    def _add(self, side: str, tokens_in: int, tokens_out: int, costs: dict[str, Any]) -> None:
-        self.sums[f"{side}_tokens_in"] += tokens_in
-        self.sums[f"{side}_tokens_out"] += tokens_out
-        for key, cost in costs.items():
-            self.sums[key] = _plus(self.sums[key], cost, tokens_in + tokens_out)
-
-    def summary(self) -> RunSummary:
-        sums = dict(self.sums)
-        weak_at_strong, strong = sums.pop("weak_at_strong"), sums["strong_usd"]
-        total, all_strong = _plus(sums["weak_usd"], strong, 1), _plus(weak_at_strong, strong, 1)
-        saved = None if all_strong is None or total is None else all_strong - total
-        return RunSummary(
-            weak_model=self.weak_model, strong_model=self.strong_model, total_usd=total,
-            all_strong_usd=all_strong, saved_usd=saved, **sums,
-        )  # fmt: skip
+            cost = _price(prices, model or (strong_model if is_strong else weak_model), usage)
+        # The counterfactual keeps the weak replies' cache reads and writes.
+        at_strong = cost if is_strong else _price(prices, strong_model, usage)
+        priced["strong" if is_strong else "weak"].append((usage[0], usage[1], cost, at_strong))
+    sums: dict[str, Any] = {"escalations": escalations}
+    for side, rows in priced.items():
+        sums[f"{side}_tokens_in"] = sum(row[0] for row in rows)
+        sums[f"{side}_tokens_out"] = sum(row[1] for row in rows)
+        sums[f"{side}_usd"] = _sum(rows, 2)
+    weak, strong, at_strong_sum = sums["weak_usd"], sums["strong_usd"], _sum(priced["weak"], 3)
+    total = None if weak is None or strong is None else weak + strong
+    all_strong = None if at_strong_sum is None or strong is None else at_strong_sum + strong
+    saved = None if all_strong is None or total is None else all_strong - total
+    sums |= {"total_usd": total, "all_strong_usd": all_strong, "saved_usd": saved}
+    return RunSummary(weak_model=weak_model, strong_model=strong_model, **sums)
 
 
-def _plus(total: float | None, amount: float | None, tokens: int) -> float | None:
-    """Add ``amount``; an unknown price makes the total unknown only when it priced tokens."""
-    if amount is None:
-        return None if tokens else total
-    return None if total is None else total + amount
+def _sum(calls: list[_Priced], column: int) -> float | None:
+    """Add up one USD column in order; ``None`` once a call with tokens has no price."""
+    total = 0.0
+    for call in calls:
+        cost = call[column]
+        if cost is None and call[0] + call[1]:
+            return None
+        total += cost or 0.0
+    return total
 
 
-def _input_detail(message: BaseMessage, key: str) -> int:
-    return int((_metadata(message).get("input_token_details") or {}).get(key) or 0)
-
-
-def _metadata(message: BaseMessage) -> Mapping[str, Any]:
-    return (message.usage_metadata if isinstance(message, AIMessage) else None) or {}
+def _usage4(message: BaseMessage) -> tuple[int, int, int, int]:
+    """Tokens in, tokens out, cache reads and cache writes, from ``usage_metadata``."""
+    metadata = message.usage_metadata if isinstance(message, AIMessage) else None
+    usage: Mapping[str, Any] = metadata or {}
+    details: Mapping[str, Any] = usage.get("input_token_details") or {}
+    return (
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        int(details.get("cache_read") or 0),
+        int(details.get("cache_creation") or 0),
+    )
 
 
 def _price(prices: PriceBook, model: str, usage: tuple[int, ...]) -> float | None:
@@ -410,17 +348,10 @@ def _price(prices: PriceBook, model: str, usage: tuple[int, ...]) -> float | Non
     )
 
 
-def _usage4(message: BaseMessage) -> tuple[int, int, int, int]:
-    """Tokens in, tokens out, cache reads, cache writes."""
-    return (*usage_of(message), cache_read_tokens_of(message), cache_write_tokens_of(message))
-
-
-def _cache_within(
-    cache_read_tokens: int, cache_write_tokens: int, tokens_in: int
-) -> tuple[int, int]:
-    # Cache counts above the prompt (a provider quirk) must not price tokens never sent.
-    read = max(0, min(cache_read_tokens, tokens_in))
-    return read, max(0, min(cache_write_tokens, tokens_in - read))
+def _cache_within(read: int, written: int, tokens_in: int) -> tuple[int, int]:
+    """Cap the cache counts at the prompt (a provider quirk), so no unsent token is priced."""
+    read = max(0, min(read, tokens_in))
+    return read, max(0, min(written, tokens_in - read))
 
 
 def _litellm_cost(
@@ -429,14 +360,10 @@ def _litellm_cost(
     ensure_offline_price_map()
     import litellm  # noqa: PLC0415 - seconds to import; only cost computation pays it
 
-    provider: str | None = None
-    if "/" not in model:
-        # A bare id (as a provider echoes it back) is priced only when litellm's
-        # map names its provider; letting litellm guess prints and raises.
-        entry = litellm.model_cost.get(model)
-        if not isinstance(entry, Mapping) or not entry.get("litellm_provider"):
-            return None
-        provider = str(entry["litellm_provider"])
+    # A bare id is priced only when litellm's map names its provider (a guess prints and raises).
+    provider = None if "/" in model else litellm.model_cost.get(model, {}).get("litellm_provider")
+    if "/" not in model and not provider:
+        return None
     try:
         # litellm prints "Provider List: ..." for an unknown provider: not into JSON output.
         with contextlib.redirect_stdout(io.StringIO()):
@@ -448,8 +375,7 @@ def _litellm_cost(
                 cache_creation_input_tokens=written,
                 custom_llm_provider=provider,
             )
-    # litellm signals an unmapped model with several unrelated exception types.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - litellm signals an unmapped model in many ways
         logger.debug("litellm has no price for %r: %s", model, error)
         return None
     return float(prompt_usd) + float(completion_usd)

@@ -1,11 +1,4 @@
-"""Model specs: a model string or a chat model, resolved lazily at first use.
-
-``"provider:model"`` with a provider LangChain's ``init_chat_model`` knows is
-built by ``init_chat_model`` (which needs the provider's package); any other
-string is a litellm id (``"anthropic/claude-sonnet-4-6"``, ``"ollama/llama3:8b"``)
-and becomes a ``ChatLiteLLM``. Either way the model is priced under its litellm
-name (``price_name``), so both spellings of one model cost the same.
-"""
+"""Model specs: ``provider:model`` strings, litellm ids or chat models, built at first use."""
 
 from __future__ import annotations
 
@@ -37,10 +30,7 @@ LITELLM_PROVIDER_OF = {
 
 
 def model_kind(model_id: str) -> ModelKind:
-    """Say which library builds a model string.
-
-    ``"langchain"`` when the text before the first ``:`` is a provider
-    ``init_chat_model`` knows and holds no ``/``; ``"litellm"`` otherwise.
+    """``"langchain"`` if the text before the first ``:`` is a known provider, else ``"litellm"``.
 
     Example:
         >>> model_kind("anthropic:claude-sonnet-4-6"), model_kind("ollama/llama3:8b")
@@ -61,27 +51,20 @@ def price_name(model_id: str) -> str:
     if model_kind(model_id) == "litellm":
         return model_id
     provider, _, model = model_id.partition(":")
-    if provider == "litellm":
-        return model
-    return f"{LITELLM_PROVIDER_OF.get(provider, provider)}/{model}"
+    provider = LITELLM_PROVIDER_OF.get(provider, provider)
+    return model if provider == "litellm" else f"{provider}/{model}"
 
 
 class ModelRef:
-    """A chat model named now and built at first use.
-
-    Naming a model (loading a config, building a graph) imports no provider SDK,
-    and litellm (seconds) is paid only by code that calls a model.
+    """A chat model named now and built at first use (naming one imports no SDK nor litellm).
 
     Args:
-        spec: ``"provider:model"`` (through ``init_chat_model``, whose provider
-            package must be installed), a litellm id (a ``ChatLiteLLM``), a
-            ``BaseChatModel`` (used as it is), or another ``ModelRef``.
-        **model_kwargs: Constructor arguments (``temperature``, ``api_base``...);
-            only with a string spec.
+        spec: ``"provider:model"`` (through ``init_chat_model``), a litellm id (a
+            ``ChatLiteLLM``), a ``BaseChatModel`` (used as it is), or another ``ModelRef``.
+        **model_kwargs: Constructor arguments (``temperature``...); only with a string spec.
 
     Raises:
-        TypeError: ``spec`` is none of the accepted kinds, or kwargs were given
-            with a ready model.
+        TypeError: ``spec`` is none of these, or kwargs were given with a ready model.
 
     Example:
         >>> ref = ModelRef("anthropic:claude-sonnet-4-6", temperature=0)
@@ -94,8 +77,7 @@ class ModelRef:
         problem = _spec_problem(spec, model_kwargs)
         if problem:
             raise TypeError(problem)
-        # A wrapped ref builds the model, once, for both.
-        self._source = spec if isinstance(spec, ModelRef) else None
+        self._source = spec if isinstance(spec, ModelRef) else None  # builds once, for both
         self._spec: str | BaseChatModel = spec._spec if isinstance(spec, ModelRef) else spec  # noqa: SLF001
         self._kwargs = model_kwargs
         self._model = spec if isinstance(spec, BaseChatModel) else None
@@ -126,15 +108,13 @@ class ModelRef:
         """Return the chat model, building it on first call (thread-safe).
 
         Raises:
-            ImportError: A ``provider:model`` string's LangChain package is not
-                installed; the message names the package to install.
+            ImportError: A ``provider:model`` string's LangChain package is not installed.
         """
         if self._source is not None:
             return self._source.get()
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = build_chat_model(str(self._spec), self._kwargs)
+        with self._lock:
+            if self._model is None:
+                self._model = build_chat_model(str(self._spec), self._kwargs)
         return self._model
 
     def __repr__(self) -> str:
@@ -144,11 +124,8 @@ class ModelRef:
 
 def model_name_of(model: BaseChatModel) -> str:
     """Best-effort provider model name of a chat model (``model_name`` or ``model``)."""
-    for attribute in ("model_name", "model", "model_id"):
-        value = getattr(model, attribute, None)
-        if isinstance(value, str) and value:
-            return value
-    return type(model).__name__
+    names = (getattr(model, attribute, None) for attribute in ("model_name", "model", "model_id"))
+    return next((name for name in names if isinstance(name, str) and name), type(model).__name__)
 
 
 def build_chat_model(model_id: str, kwargs: dict[str, Any]) -> BaseChatModel:
@@ -182,13 +159,12 @@ def build_chat_model(model_id: str, kwargs: dict[str, Any]) -> BaseChatModel:
 
 
 def _spec_problem(spec: object, kwargs: dict[str, Any]) -> str | None:
+    kind = type(spec).__name__
     if not isinstance(spec, (str, BaseChatModel, ModelRef)):
-        kind = type(spec).__name__
         return f"expected a model string ('provider:model' or a litellm id) or a model, got {kind}"
     if isinstance(spec, ModelRef) and kwargs:
         return "ModelRef(...) takes no model kwargs when wrapping another ModelRef"
     if isinstance(spec, BaseChatModel) and kwargs:
-        kind = type(spec).__name__
         return f"model kwargs {sorted(kwargs)} apply only to a model string, not to a ready {kind}"
     if isinstance(spec, str) and not spec.strip():
         return "a model id must not be empty"
