@@ -35,7 +35,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from langchain_escalate.cost import PriceBook, RunSummary, summarize_run
+from langchain_escalate.cost import PriceBook, RunSummary, format_usd, summarize_run
 from langchain_escalate.detector import DetectorConfig
 from langchain_escalate.merge import LADDER_KEY
 from langchain_escalate.node import create_escalating_node
@@ -549,8 +549,7 @@ def _render_call(name: str, args: dict[str, Any]) -> str:
 
 
 def _cost(record: dict[str, Any]) -> str:
-    cost = record.get("cost_usd")
-    usd = "unknown" if cost is None else f"${cost:.6f}"
+    usd = format_usd(record.get("cost_usd"))
     return f"{record['tokens_in']} in / {record['tokens_out']} out, {usd}"
 
 
