@@ -51,60 +51,34 @@ class EscalationStopped(RuntimeError):  # noqa: N818 - public name fixed by DESI
 
 @dataclass(frozen=True)
 class Situation:
-    """What an adapter knows when the detector fired.
-
-    Attributes:
-        verdict: The detector's verdict.
-        messages: The conversation, briefed on and pruned.
-        times_fired: Firings already answered in this turn (the ladder position).
-        loop_messages: How many trailing ``messages`` are the loop, pruned after help.
-        thread_id: The thread, for the budget and the record.
-        can_interrupt: Whether ``interrupt()`` can run (a checkpointer is set).
-        model_called: A model was called in this host step: a ``human`` rung is deferred.
-        start_rung: Ladder index to start from instead of the firing's own.
-        config: The host's run config; the expert call inherits it, tagged.
-        host_takes_over: The host runs a takeover itself (``Help.host_takeover``).
-        dropped_usage: ``cost.pruned_usage`` of replies the host dropped, carried by the help.
-    """
+    """What an adapter knows when the detector fired."""
 
     verdict: Verdict
-    messages: Sequence[BaseMessage]
-    times_fired: int = 0
-    loop_messages: int = 0
+    messages: Sequence[BaseMessage]  # the conversation, briefed on and pruned
+    times_fired: int = 0  # firings already answered in this turn (the ladder position)
+    loop_messages: int = 0  # how many trailing messages are the loop, pruned after help
     thread_id: str | None = None
-    can_interrupt: bool = False
-    model_called: bool = False
-    start_rung: int | None = None
-    config: RunnableConfig | None = None
-    host_takes_over: bool = False
-    dropped_usage: Sequence[Mapping[str, Any]] = ()
+    can_interrupt: bool = False  # interrupt() can run: a checkpointer is set
+    model_called: bool = False  # a model was called in this host step: defer a human rung
+    start_rung: int | None = None  # ladder index to start from instead of the firing's own
+    config: RunnableConfig | None = None  # the host's; the expert call inherits it, tagged
+    host_takes_over: bool = False  # the host runs a takeover itself (Help.host_takeover)
+    dropped_usage: Sequence[Mapping[str, Any]] = ()  # replies the host dropped (pruned_usage)
 
 
 @dataclass
 class Help:
-    """What the ladder did, and what to merge back into the conversation.
+    """What the ladder did, and what to merge back into the conversation."""
 
-    Attributes:
-        rung: The rung that ran (``None`` when deferred or nothing ran).
-        records: Every record made for this firing, in order.
-        messages: Messages to append after ``removals``, each stamped with its record.
-        removals: ``RemoveMessage`` for the pruned loop.
-        guidance: Text the weak model acts on next (``nudge``, ``advise``, ``human``).
-        takeover: The strong model's step in ``takeover`` (also in ``messages``).
-        stopped: The turn is over.
-        deferred_rung: Ladder index of a ``human`` rung to run at the start of a fresh step.
-        host_takeover: The host must start the takeover itself; nothing was paid yet.
-    """
-
-    rung: Rung | None
-    records: list[EscalationRecord] = field(default_factory=list)
-    messages: list[BaseMessage] = field(default_factory=list)
-    removals: list[RemoveMessage] = field(default_factory=list)
-    guidance: str | None = None
-    takeover: AIMessage | None = None
-    stopped: bool = False
-    deferred_rung: int | None = None
-    host_takeover: bool = False
+    rung: Rung | None  # the rung that ran (None when deferred or nothing ran)
+    records: list[EscalationRecord] = field(default_factory=list)  # every record, in order
+    messages: list[BaseMessage] = field(default_factory=list)  # to add after removals, stamped
+    removals: list[RemoveMessage] = field(default_factory=list)  # the pruned loop
+    guidance: str | None = None  # the text the weak model acts on next
+    takeover: AIMessage | None = None  # the strong model's takeover step (also in messages)
+    stopped: bool = False  # the turn is over
+    deferred_rung: int | None = None  # a human rung to run at the start of a fresh step
+    host_takeover: bool = False  # the host must start the takeover itself; nothing paid yet
 
 
 @dataclass(frozen=True)
@@ -162,12 +136,7 @@ class Escalator:
         self.mode = "graph" if graph else self.policy.mode  # the mode in effect
 
     def respond(self, situation: Situation) -> Help:
-        """Walk the ladder for one firing.
-
-        Raises:
-            EscalationStopped: The ladder reached ``stop`` with ``stop_behavior="raise"``.
-            GraphInterrupt: The ``human`` rung interrupted the graph.
-        """
+        """Walk the ladder for one firing; may raise ``EscalationStopped`` or ``GraphInterrupt``."""
         return run_sync(self.steps(situation))
 
     async def arespond(self, situation: Situation) -> Help:
@@ -175,10 +144,7 @@ class Escalator:
         return await run_async(self.steps(situation))
 
     def ask(self, question: str, messages: Sequence[BaseMessage] = (), **kwargs: Any) -> Answer:
-        """Ask the expert one question under the budget, briefed on ``messages`` (no ladder).
-
-        ``kwargs``: ``context``, ``thread_id``, ``config``, ``max_tokens`` (see ``ask_steps``).
-        """
+        """Ask the expert one question under the budget, briefed on ``messages`` (``ask_steps``)."""
         return run_sync(self.ask_steps(question, messages, **kwargs))
 
     async def aask(

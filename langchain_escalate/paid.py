@@ -48,10 +48,7 @@ class StrongTimeoutError(TimeoutError):
 
 @dataclass(frozen=True)
 class Paid:
-    """One paid call: the answer, or why there is none; tokens and cost count every reply.
-
-    ``reused``: an earlier run of this step paid for the answer, read back from the ledger.
-    """
+    """One paid call: the answer or why there is none; tokens and cost count every reply."""
 
     answer: ExpertAnswer | None = None
     refusal: str | None = None
@@ -60,20 +57,16 @@ class Paid:
     tokens_out: int = 0
     cost_usd: float | None = 0.0
     latency_s: float = 0.0
-    reused: bool = False
+    reused: bool = False  # an earlier run of this step paid: the answer is from the ledger
 
 
 @dataclass(frozen=True)
 class Payer:
-    """Pays for one node's strong-model calls under ``budget`` and records them.
-
-    ``model`` is the expert's name; ``is_graph``: a compiled-graph expert, whose replies are
-    priced by their own ``model_name``.
-    """
+    """Pays for one node's strong-model calls under ``budget`` and records them."""
 
     node: str
-    model: str
-    is_graph: bool
+    model: str  # the expert's name, for prices and records
+    is_graph: bool  # a compiled-graph expert: each reply is priced by its own model_name
     prices: PriceBook
     budget: Budget | None
     policy: EscalationPolicy
@@ -93,10 +86,8 @@ class Payer:
     ) -> Steps[tuple[Paid, EscalationRecord]]:
         """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
 
-        ``call`` is ``Expert.advice_call``/``takeover_call`` (given the tagged run ``config``)
-        or a ready ``Call``; ``tokens_in`` sizes the estimate; ``reason`` and ``outcome``
-        override the record's. With ``key`` (``run_config.escalation_key``) a replayed step
-        reuses its reservation, or reads back the answer it paid for.
+        ``call``: ``Expert.advice_call``/``takeover_call`` (given the tagged ``config``) or a ready
+        ``Call``. With ``key`` a replayed step reuses its reservation or the answer it paid for.
         """
         ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
         paid = yield from self._call(ready, thread_id or "default", tokens_in, key)
@@ -122,21 +113,16 @@ class Payer:
         return paid, record
 
     def record(
-        self,
-        verdict: Verdict,
-        thread_id: str | None,
-        action: Action,
-        outcome: Outcome,
-        **fields: Any,
+        self, verdict: Verdict, thread_id: str | None, action: Action, outcome: Outcome, **more: Any
     ) -> EscalationRecord:
-        """Make, log and emit one record of this node (``fields``: other record fields)."""
+        """Make, log and emit one record of this node (``more``: other record fields)."""
         # Records reach state, streams, logs and reports: no secret from a tool goes with them.
-        fields["reason"] = redact(fields.get("reason", verdict.reason))
+        more["reason"] = redact(more.get("reason", verdict.reason))
         if action in ("nudge", "stop"):
-            fields["cost_usd"] = 0.0  # free: no model was called
+            more["cost_usd"] = 0.0  # free: no model was called
         record = EscalationRecord(
             node=self.node, action=action, rule=verdict.rule, outcome=outcome,
-            thread_id=thread_id, **fields,
+            thread_id=thread_id, **more,
         )  # fmt: skip
         emit_record(record)
         return record
@@ -185,20 +171,18 @@ class Payer:
         self, error: BaseException, reservation: Reservation | None, latency: float
     ) -> Paid | None:
         """The failure to record, marking what was billed paid; ``None``: re-raise the error."""
-        if isinstance(error, StrongTimeoutError):
-            # The provider may have billed the abandoned call: the estimate stays spent.
-            if reservation is not None:
-                reservation.mark_paid(None)
-            return Paid(failure=_describe(error), cost_usd=None, latency_s=latency)
         # An interrupt inside an expert graph replays the step, which must find its money free.
         if not isinstance(error, Exception) or isinstance(error, GraphBubbleUp):
             return None
         billed = error.calls if isinstance(error, ExpertError) else ()
         tokens_in, tokens_out, cost = self._cost_of(billed)
-        if billed and reservation is not None:
-            reservation.mark_paid(cost)
+        # The provider may have billed a call abandoned at its timeout: the estimate stays spent.
+        timed_out = isinstance(error, StrongTimeoutError)
+        if (billed or timed_out) and reservation is not None:
+            reservation.mark_paid(None if timed_out else cost)
         if classify(error) == "fatal" and not isinstance(error, ExpertError):
             return None
+        cost = None if timed_out else cost
         return Paid(None, None, _describe(error), tokens_in, tokens_out, cost, latency)
 
     def _cost_of(self, calls: Sequence[AIMessage]) -> tuple[int, int, float | None]:
@@ -209,7 +193,6 @@ class Payer:
         return sum(p[0] for p in priced), sum(p[1] for p in priced), total
 
     def _model_of(self, reply: AIMessage) -> str:
-        """A graph expert's reply is priced by the model that wrote it."""
         if self.is_graph:
             return str(reply.response_metadata.get("model_name") or self.model)
         return self.model
@@ -243,14 +226,13 @@ class Payer:
         def run_once() -> ExpertAnswer:
             if timeout is None:
                 return call.run()
-            # The run config travels with the call; an abandoned call is not waited for.
-            pool = ThreadPoolExecutor(max_workers=1)
+            pool = ThreadPoolExecutor(max_workers=1)  # the run config travels with the call
             try:
                 return pool.submit(contextvars.copy_context().run, call.run).result(timeout)
             except FutureTimeout as error:
                 raise StrongTimeoutError(late) from error
             finally:
-                pool.shutdown(wait=False)
+                pool.shutdown(wait=False)  # an abandoned call is not waited for
 
         async def arun_once() -> ExpertAnswer:
             if timeout is None:
