@@ -204,7 +204,7 @@ class Escalator:
         )
         if paid.answer is None:
             return Help(rung=None, records=[record])
-        step = _takeover_step(paid.answer, [record], None, {"step": situation.step, "steps": steps})
+        step = _takeover_step(paid.answer, [record], None, step=situation.step, steps=steps)
         return Help(rung="escalate", records=[record], messages=[step], takeover=step)
 
     def ask_steps(
@@ -218,10 +218,8 @@ class Escalator:
         max_tokens: int | None = None,
     ) -> Steps[Answer]:
         """``ask`` as a generator of ``Call``; ``max_tokens`` bounds the briefing (the policy's)."""
-        max_tokens = max_tokens or self.policy.briefing_max_tokens
-        briefing = build_briefing(
-            messages, question=question, context=context, max_tokens=max_tokens
-        )
+        limit = max_tokens or self.policy.briefing_max_tokens
+        briefing = build_briefing(messages, question=question, context=context, max_tokens=limit)
         paid, record = yield from self.payer.pay(
             self.expert.advice_call(briefing),
             verdict=Verdict(rule=None, reason=f"the model asked: {truncate_middle(question, 200)}"),
@@ -244,10 +242,10 @@ class Escalator:
         takeover = self.mode == "takeover"
         if takeover and situation.host_takes_over:
             return Help(rung="escalate", records=records, host_takeover=True)
-        expert = self.expert
-        call = expert.takeover_call([HumanMessage(briefing)]) if takeover else None
+        briefed = [HumanMessage(briefing)]
+        call = self.expert.takeover_call(briefed) if takeover else self.expert.advice_call(briefing)
         paid, record = yield from self.payer.pay(
-            call or expert.advice_call(briefing),
+            call,
             verdict=situation.verdict,
             thread_id=situation.thread_id,
             config=situation.config,
@@ -263,21 +261,18 @@ class Escalator:
             text = f"{ADVICE_HEADER}\n{paid.answer.text}"
             return _guidance(situation, "escalate", records, text, prune=prune)
         fired = situation.times_fired + 1
-        mark = {"step": 0, "steps": self.policy.takeover_steps + 1, "briefing": briefing}
-        step = _takeover_step(paid.answer, records, fired, mark)
         removals, summary, carried = _prune(situation, prune=prune)
-        messages: list[BaseMessage] = [step]
-        if summary:
-            note = HumanMessage(summary, additional_kwargs=carried)
-            messages.insert(0, stamp(note, record, [], fired=fired))
-        else:
+        steps = self.policy.takeover_steps + 1
+        step = _takeover_step(paid.answer, records, fired, step=0, steps=steps, briefing=briefing)
+        if not summary:
             step.additional_kwargs.update(carried)
+        note = HumanMessage(summary, additional_kwargs=carried)  # the loop's summary, if any
+        messages = [stamp(note, record, [], fired=fired), step] if summary else [step]
         return Help("escalate", records, messages, removals, takeover=step)
 
     def _ask_human(
         self, situation: Situation, briefing: str, records: list[EscalationRecord]
     ) -> Help:
-        """Interrupt for a person's guidance and merge it."""
         verdict = situation.verdict
         answer = interrupt({
             "node": self.node, "rule": verdict.rule, "reason": redact(verdict.reason),
@@ -328,7 +323,7 @@ def _guidance(
 
 
 def _takeover_step(
-    answer: ExpertAnswer, records: list[EscalationRecord], fired: int | None, mark: dict[str, Any]
+    answer: ExpertAnswer, records: list[EscalationRecord], fired: int | None, **mark: Any
 ) -> Any:
     """The strong model's step, stamped with its record (``records[-1]``) and marked."""
     step = stamp(answer.message or AIMessage(answer.text), records[-1], records[:-1], fired=fired)

@@ -55,7 +55,7 @@ class Paid:
     failure: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
-    cost_usd: float | None = 0.0
+    cost_usd: float | None = None
     latency_s: float = 0.0
     reused: bool = False  # an earlier run of this step paid: the answer is from the ledger
 
@@ -94,21 +94,17 @@ class Payer:
         why = reason or verdict.reason
         if paid.reused:
             why = f"{why} (The answer paid for before a restart, read back from the ledger.)"
-        if paid.refusal is not None:
-            why = f"{why} Budget refused: {paid.refusal}"
-            return paid, self.record(
-                verdict, thread_id, "escalate", "over_budget", mode=mode, reason=why
-            )
         done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
-        if paid.failure is not None:
-            logger.warning(
-                "node %r: expert %r failed: %s", self.node, self.model, redact(paid.failure)
-            )
+        if paid.refusal is not None:  # the strong model was not called: no model, no cost
+            why, done = f"{why} Budget refused: {paid.refusal}", "over_budget"
+        elif paid.failure is not None:
+            failure = redact(paid.failure)
+            logger.warning("node %r: expert %r failed: %s", self.node, self.model, failure)
             why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
         record = self.record(
-            verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.model,
-            tokens_in=paid.tokens_in, tokens_out=paid.tokens_out, cost_usd=paid.cost_usd,
-            latency_s=round(paid.latency_s, 6),
+            verdict, thread_id, "escalate", done, mode=mode, reason=why,
+            model=None if paid.refusal is not None else self.model, tokens_in=paid.tokens_in,
+            tokens_out=paid.tokens_out, cost_usd=paid.cost_usd, latency_s=round(paid.latency_s, 6),
         )  # fmt: skip
         return paid, record
 
@@ -156,9 +152,9 @@ class Payer:
         if reservation is not None:
             message = answer.message  # kept, so a replayed step need not pay for it again
             kept = {
-                "text": answer.text, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                "content": None if message is None else message.content,
+                "text": answer.text, "content": None if message is None else message.content,
                 "tool_calls": [] if message is None else [dict(c) for c in message.tool_calls],
+                "tokens_in": tokens_in, "tokens_out": tokens_out,
             }  # fmt: skip
             yield Call(
                 lambda: reservation.settle(cost, result=kept),
