@@ -155,9 +155,8 @@ class Escalator:
 
     def steps(self, situation: Situation) -> Steps[Help]:
         """``respond`` as a generator of ``Call``, to drive or ``yield from``."""
-        index = situation.start_rung
-        if index is None:
-            index = self.policy.start_index(situation.times_fired)
+        start = situation.start_rung
+        index = self.policy.start_index(situation.times_fired) if start is None else start
         records: list[EscalationRecord] = []
         model_called, briefing = situation.model_called, ""
         while (rung := self.policy.rung_at(index)) != "stop":
