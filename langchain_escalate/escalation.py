@@ -1,11 +1,7 @@
-"""The escalation ladder: one implementation for the node, the tool and the middleware.
+"""The escalation ladder, shared by the node, the tool and the middleware.
 
-An adapter describes what it knows when the detector fired (``Situation``) and
-asks an ``Escalator``, which walks the policy's ladder from the firing's rung,
-moves down when a rung cannot run, pays for the strong model through ``Payer``
-and returns ``Help``: messages to merge (each stamped with its record), messages
-to prune, and every record made. The ladder is a generator of ``drive.Call``,
-driven sync or async (adapters with I/O of their own ``yield from`` it).
+An adapter describes the firing (``Situation``); ``Escalator`` walks the ladder, pays for the
+strong model through ``Payer`` and returns ``Help``: records, messages to merge and to prune.
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ from langchain_escalate.run_config import escalation_key
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
-    from langchain_core.tools import BaseTool
 
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
@@ -41,7 +36,6 @@ if TYPE_CHECKING:
     from langchain_escalate.records import Action, EscalationRecord, Outcome
 
 logger = logging.getLogger("langchain_escalate")
-
 ADVICE_HEADER = "Advice from a senior reviewer:"  # heads the strong model's merged guidance
 HUMAN_HEADER = "A person reviewing this task says:"  # heads a person's merged guidance
 
@@ -57,69 +51,34 @@ class EscalationStopped(RuntimeError):  # noqa: N818 - public name fixed by DESI
 
 @dataclass(frozen=True)
 class Situation:
-    """What an adapter knows when the detector fired.
-
-    Attributes:
-        verdict: The detector's verdict.
-        messages: The conversation; the briefing is built and the loop pruned from it.
-        times_fired: Firings already answered in this turn (the ladder position).
-        loop_messages: How many trailing ``messages`` are the loop, pruned after help.
-        thread_id: The thread, for the budget and the record.
-        can_interrupt: Whether ``interrupt()`` can run (a checkpointer is set).
-        model_called: A model was called in this host step: a ``human`` rung is
-            deferred (``Help.deferred_rung``), so a resume does not pay again.
-        start_rung: Ladder index to start from instead of the firing's own.
-        config: The host's run config; the expert call inherits it, tagged.
-        host_takes_over: The host runs a takeover itself (``Help.host_takeover``).
-        dropped_usage: ``cost.pruned_usage`` entries of replies the host dropped;
-            the first message of the help carries them.
-    """
+    """What an adapter knows when the detector fired."""
 
     verdict: Verdict
-    messages: Sequence[BaseMessage]
-    times_fired: int = 0
-    loop_messages: int = 0
+    messages: Sequence[BaseMessage]  # the conversation, briefed on and pruned
+    times_fired: int = 0  # firings already answered in this turn (the ladder position)
+    loop_messages: int = 0  # how many trailing messages are the loop, pruned after help
     thread_id: str | None = None
-    can_interrupt: bool = False
-    model_called: bool = False
-    start_rung: int | None = None
-    config: RunnableConfig | None = None
-    host_takes_over: bool = False
-    dropped_usage: Sequence[Mapping[str, Any]] = ()
+    can_interrupt: bool = False  # interrupt() can run: a checkpointer is set
+    model_called: bool = False  # a model was called in this host step: defer a human rung
+    start_rung: int | None = None  # ladder index to start from instead of the firing's own
+    config: RunnableConfig | None = None  # the host's; the expert call inherits it, tagged
+    host_takes_over: bool = False  # the host runs a takeover itself (Help.host_takeover)
+    dropped_usage: Sequence[Mapping[str, Any]] = ()  # replies the host dropped (pruned_usage)
 
 
 @dataclass
 class Help:
-    """What the ladder did, and what to merge back into the conversation.
+    """What the ladder did, and what to merge back into the conversation."""
 
-    Attributes:
-        rung: The rung that ran (``None`` when deferred or nothing ran).
-        records: Every record made for this firing, in order.
-        messages: Messages to append after ``removals``, each stamped with its record.
-        removals: ``RemoveMessage`` for the pruned loop.
-        guidance: Text the weak model acts on next (``nudge``, ``advise``, ``human``).
-        takeover: The strong model's step in ``takeover`` (also in ``messages``).
-        stopped: The turn is over.
-        deferred_rung: Ladder index of a ``human`` rung to run at the start of a fresh step.
-        briefing: The briefing built for this firing, if any.
-        host_takeover: The host must start the takeover itself; nothing was paid yet.
-    """
-
-    rung: Rung | None
-    records: list[EscalationRecord] = field(default_factory=list)
-    messages: list[BaseMessage] = field(default_factory=list)
-    removals: list[RemoveMessage] = field(default_factory=list)
-    guidance: str | None = None
-    takeover: AIMessage | None = None
-    stopped: bool = False
-    deferred_rung: int | None = None
-    briefing: str | None = None
-    host_takeover: bool = False
-
-    @property
-    def updates(self) -> list[BaseMessage]:
-        """``removals`` then ``messages``: the ``messages`` update for ``add_messages``."""
-        return [*self.removals, *self.messages]
+    rung: Rung | None  # the rung that ran (None when deferred or nothing ran)
+    records: list[EscalationRecord] = field(default_factory=list)  # every record, in order
+    messages: list[BaseMessage] = field(default_factory=list)  # to add after removals, stamped
+    removals: list[RemoveMessage] = field(default_factory=list)  # the pruned loop
+    guidance: str | None = None  # the text the weak model acts on next
+    takeover: AIMessage | None = None  # the strong model's takeover step (also in messages)
+    stopped: bool = False  # the turn is over
+    deferred_rung: int | None = None  # a human rung to run at the start of a fresh step
+    host_takeover: bool = False  # the host must start the takeover itself; nothing paid yet
 
 
 @dataclass(frozen=True)
@@ -147,8 +106,7 @@ class TakeoverSituation:
 class Escalator:
     """Answers stuck verdicts by walking the ladder; shared by node, tool and middleware.
 
-    ``strong`` is what ``Expert`` accepts; ``node`` names records, events and
-    logs; ``tools`` bind the strong model in ``takeover``.
+    ``strong`` is what ``Expert`` accepts; ``node`` names records, events and logs.
 
     Example:
         >>> from langchain_core.messages import HumanMessage
@@ -168,31 +126,17 @@ class Escalator:
         policy: EscalationPolicy | None = None,
         budget: Budget | None = None,
         prices: PriceBook | Mapping[str, ModelPrice | dict[str, Any]] | None = None,
-        tools: Sequence[BaseTool | Any] | None = None,
     ) -> None:
         """Configure the ladder for one node (or tool, or middleware) named ``node``."""
-        self.expert = (
-            strong if isinstance(strong, Expert) and tools is None else Expert(strong, tools=tools)
-        )
-        self.node = node
-        self.policy = policy or EscalationPolicy()
-        self.budget = budget
+        self.expert = strong if isinstance(strong, Expert) else Expert(strong)
+        self.node, self.policy = node, policy or EscalationPolicy()
         book = prices if isinstance(prices, PriceBook) else PriceBook(prices)
-        is_graph = self.expert.kind == "graph"
-        self.payer = Payer(node, self.expert.name, is_graph, book, budget, self.policy)
-
-    @property
-    def mode(self) -> str:
-        """The mode in effect: ``graph`` for a compiled-graph expert, else the policy's."""
-        return "graph" if self.expert.kind == "graph" else self.policy.mode
+        graph = self.expert.kind == "graph"
+        self.payer = Payer(node, self.expert.name, graph, book, budget, self.policy)
+        self.mode = "graph" if graph else self.policy.mode  # the mode in effect
 
     def respond(self, situation: Situation) -> Help:
-        """Walk the ladder for one firing.
-
-        Raises:
-            EscalationStopped: The ladder reached ``stop`` with ``stop_behavior="raise"``.
-            GraphInterrupt: The ``human`` rung interrupted the graph.
-        """
+        """Walk the ladder for one firing; may raise ``EscalationStopped`` or ``GraphInterrupt``."""
         return run_sync(self.steps(situation))
 
     async def arespond(self, situation: Situation) -> Help:
@@ -200,10 +144,7 @@ class Escalator:
         return await run_async(self.steps(situation))
 
     def ask(self, question: str, messages: Sequence[BaseMessage] = (), **kwargs: Any) -> Answer:
-        """Ask the expert one question under the budget, briefed on ``messages`` (no ladder).
-
-        ``kwargs``: ``context``, ``thread_id``, ``config``, ``max_tokens`` (see ``ask_steps``).
-        """
+        """Ask the expert one question under the budget, briefed on ``messages`` (``ask_steps``)."""
         return run_sync(self.ask_steps(question, messages, **kwargs))
 
     async def aask(
@@ -214,16 +155,15 @@ class Escalator:
 
     def steps(self, situation: Situation) -> Steps[Help]:
         """``respond`` as a generator of ``Call``, to drive or ``yield from``."""
-        index = situation.start_rung
-        if index is None:
-            index = self.policy.start_index(situation.times_fired)
+        start = situation.start_rung
+        index = self.policy.start_index(situation.times_fired) if start is None else start
         records: list[EscalationRecord] = []
-        model_called, briefing = situation.model_called, None
+        model_called, briefing = situation.model_called, ""
         while (rung := self.policy.rung_at(index)) != "stop":
             if rung == "nudge":
                 records.append(self._record(situation, "nudge", "nudged"))
                 text = nudge_text(situation.verdict, situation.messages)
-                return _guidance_help(situation, rung, records, text, prune=False)
+                return _guidance(situation, rung, records, text, prune=False)
             if rung == "escalate":
                 briefing = briefing or self._briefing(situation)
                 help_ = yield from self._escalate(situation, briefing, records, index)
@@ -231,12 +171,17 @@ class Escalator:
                     return help_
                 model_called = model_called or records[-1].strong_called
             elif not situation.can_interrupt:
-                _warn_no_checkpointer(self.node)
+                message = (
+                    f"node {self.node!r}: the 'human' rung needs a checkpointer (compile the "
+                    "graph with checkpointer=...); skipping to 'stop'"
+                )
+                logger.warning(message)
+                warnings.warn(message, RuntimeWarning, stacklevel=4)
                 reason = f"{situation.verdict.reason} No checkpointer."
                 records.append(self._record(situation, "human", "skipped", reason=reason))
                 break  # straight to stop, as DESIGN.md says
             elif model_called:
-                return Help(rung=None, records=records, deferred_rung=index, briefing=briefing)
+                return Help(rung=None, records=records, deferred_rung=index)
             else:
                 return self._ask_human(situation, briefing or self._briefing(situation), records)
             index += 1
@@ -258,8 +203,7 @@ class Escalator:
         )
         if paid.answer is None:
             return Help(rung=None, records=[record])
-        mark = {"step": situation.step, "steps": steps}
-        step = _takeover_step(paid.answer, [record], None, mark)
+        step = _takeover_step(paid.answer, [record], None, step=situation.step, steps=steps)
         return Help(rung="escalate", records=[record], messages=[step], takeover=step)
 
     def ask_steps(
@@ -273,10 +217,8 @@ class Escalator:
         max_tokens: int | None = None,
     ) -> Steps[Answer]:
         """``ask`` as a generator of ``Call``; ``max_tokens`` bounds the briefing (the policy's)."""
-        max_tokens = max_tokens or self.policy.briefing_max_tokens
-        briefing = build_briefing(
-            messages, question=question, context=context, max_tokens=max_tokens
-        )
+        limit = max_tokens or self.policy.briefing_max_tokens
+        briefing = build_briefing(messages, question=question, context=context, max_tokens=limit)
         paid, record = yield from self.payer.pay(
             self.expert.advice_call(briefing),
             verdict=Verdict(rule=None, reason=f"the model asked: {truncate_middle(question, 200)}"),
@@ -298,13 +240,9 @@ class Escalator:
         """Call the expert; the ``Help``, or ``None`` (record kept) when the ladder moves down."""
         takeover = self.mode == "takeover"
         if takeover and situation.host_takes_over:
-            return Help(rung="escalate", records=records, briefing=briefing, host_takeover=True)
-        expert = self.expert
-        call = (
-            expert.takeover_call([HumanMessage(briefing)])
-            if takeover
-            else expert.advice_call(briefing)
-        )
+            return Help(rung="escalate", records=records, host_takeover=True)
+        briefed = [HumanMessage(briefing)]
+        call = self.expert.takeover_call(briefed) if takeover else self.expert.advice_call(briefing)
         paid, record = yield from self.payer.pay(
             call,
             verdict=situation.verdict,
@@ -320,22 +258,16 @@ class Escalator:
             return None
         if not takeover:
             text = f"{ADVICE_HEADER}\n{paid.answer.text}"
-            return _guidance_help(
-                situation, "escalate", records, text, prune=prune, briefing=briefing
-            )
-        mark = {"step": 0, "steps": self.policy.takeover_steps + 1, "briefing": briefing}
-        step = _takeover_step(paid.answer, records, situation.times_fired + 1, mark)
+            return _guidance(situation, "escalate", records, text, prune=prune)
+        fired = situation.times_fired + 1
         removals, summary, carried = _prune(situation, prune=prune)
-        messages: list[BaseMessage] = [step]
-        if summary:
-            note = HumanMessage(summary, additional_kwargs=carried)
-            messages.insert(0, stamp(note, record, [], fired=situation.times_fired + 1))
-        else:
+        steps = self.policy.takeover_steps + 1
+        step = _takeover_step(paid.answer, records, fired, step=0, steps=steps, briefing=briefing)
+        if not summary:
             step.additional_kwargs.update(carried)
-        return Help(
-            rung="escalate", records=records, messages=messages, removals=removals,
-            takeover=step, briefing=briefing,
-        )  # fmt: skip
+        note = HumanMessage(summary, additional_kwargs=carried)  # the loop's summary, if any
+        messages = [stamp(note, record, [], fired=fired), step] if summary else [step]
+        return Help("escalate", records, messages, removals, takeover=step)
 
     def _ask_human(
         self, situation: Situation, briefing: str, records: list[EscalationRecord]
@@ -345,12 +277,21 @@ class Escalator:
             "node": self.node, "rule": verdict.rule, "reason": redact(verdict.reason),
             "evidence": list(verdict.evidence), "briefing": briefing,
         })  # fmt: skip
-        text = f"{HUMAN_HEADER}\n{_guidance_from(answer, self.node)}"
+        if isinstance(answer, Mapping):
+            answer = answer.get("guidance")
+        if not isinstance(answer, str) or not answer.strip():
+            msg = (
+                f"node {self.node!r}: resume the 'human' interrupt with guidance text, e.g. "
+                "Command(resume='try the v2 endpoint') or Command(resume={'guidance': '...'}); "
+                f"got {answer!r}"
+            )
+            raise ValueError(msg)
         records.append(self._record(situation, "human", "human"))
-        prune = self.policy.prune_loop
-        return _guidance_help(situation, "human", records, text, prune=prune, briefing=briefing)
+        text = f"{HUMAN_HEADER}\n{answer.strip()}"
+        return _guidance(situation, "human", records, text, prune=self.policy.prune_loop)
 
     def _stop(self, situation: Situation, records: list[EscalationRecord]) -> Help:
+        """End the turn with a message saying why, or raise ``EscalationStopped``."""
         record = self._record(situation, "stop", "stopped")
         if self.policy.stop_behavior == "raise":
             raise EscalationStopped(record)
@@ -370,22 +311,18 @@ class Escalator:
         return build_briefing(situation.messages, verdict=situation.verdict, max_tokens=limit)
 
 
-def _guidance_help(
-    situation: Situation, rung: Rung, records: list[EscalationRecord], text: str, *,
-    prune: bool, briefing: str | None = None,
-) -> Help:  # fmt: skip
+def _guidance(
+    situation: Situation, rung: Rung, records: list[EscalationRecord], text: str, *, prune: bool
+) -> Help:
     """Guidance for the weak model (``records[-1]`` is its rung's), after the pruned loop."""
     removals, summary, carried = _prune(situation, prune=prune)
     message = HumanMessage(f"{summary}\n\n{text}" if summary else text, additional_kwargs=carried)
     stamped = stamp(message, records[-1], records[:-1], fired=situation.times_fired + 1)
-    return Help(
-        rung=rung, records=records, messages=[stamped], removals=removals, guidance=text,
-        briefing=briefing,
-    )  # fmt: skip
+    return Help(rung, records, [stamped], removals, guidance=text)
 
 
 def _takeover_step(
-    answer: ExpertAnswer, records: list[EscalationRecord], fired: int | None, mark: dict[str, Any]
+    answer: ExpertAnswer, records: list[EscalationRecord], fired: int | None, **mark: Any
 ) -> Any:
     """The strong model's step, stamped with its record (``records[-1]``) and marked."""
     step = stamp(answer.message or AIMessage(answer.text), records[-1], records[:-1], fired=fired)
@@ -397,25 +334,3 @@ def _prune(situation: Situation, *, prune: bool) -> tuple[list[RemoveMessage], s
     return prune_with_usage(
         situation.messages, situation.loop_messages, situation.dropped_usage, prune=prune
     )
-
-
-def _warn_no_checkpointer(node: str) -> None:
-    message = (
-        f"node {node!r}: the 'human' rung needs a checkpointer (compile the graph with "
-        "checkpointer=...); skipping to 'stop'"
-    )
-    logger.warning(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=5)
-
-
-def _guidance_from(answer: Any, node: str) -> str:
-    if isinstance(answer, Mapping):
-        answer = answer.get("guidance")
-    if not isinstance(answer, str) or not answer.strip():
-        msg = (
-            f"node {node!r}: resume the 'human' interrupt with guidance text, e.g. "
-            "Command(resume='try the v2 endpoint') or Command(resume={'guidance': '...'}); "
-            f"got {answer!r}"
-        )
-        raise ValueError(msg)
-    return answer.strip()

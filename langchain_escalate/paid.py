@@ -1,10 +1,7 @@
-"""One strong-model call under the budget: reserve, call, settle or release.
+"""One strong-model call under the budget: reserve, call, then settle or release.
 
-A call that returned is settled at what its replies cost, an unusable answer
-included (it was billed); one that raised before any reply is released; one cut
-short by its timeout keeps the estimate spent, since the provider may have
-billed it. Cancellation and interrupts release before they go on. Transient
-errors are retried first; fatal ones are released and raised unchanged.
+A call that returned is settled at what its replies cost (an unusable one too); one that raised
+before any reply is released; one cut short by its timeout keeps the estimate spent.
 """
 
 from __future__ import annotations
@@ -22,6 +19,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables.config import merge_configs
 from langgraph.errors import GraphBubbleUp
 
+from langchain_escalate.cost import price_reply
 from langchain_escalate.drive import Call, Steps
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
 from langchain_escalate.expert.expert import ExpertAnswer, ExpertError
@@ -40,7 +38,6 @@ if TYPE_CHECKING:
     from langchain_escalate.records import Action, Outcome
 
 logger = logging.getLogger("langchain_escalate")
-
 EXPECTED_ANSWER_TOKENS = 500  # output tokens assumed in a call's estimate for the budget
 PROMPT_OVERHEAD_TOKENS = 150  # the expert's system prompt and message framing
 
@@ -51,35 +48,25 @@ class StrongTimeoutError(TimeoutError):
 
 @dataclass(frozen=True)
 class Paid:
-    """What one paid call gave: the answer, or why there is none (``refusal``, ``failure``).
-
-    Tokens and cost count every reply, the unusable ones included; ``reused``:
-    the answer was paid for by an earlier run of this step and read back from
-    the ledger.
-    """
+    """One paid call: the answer or why there is none; tokens and cost count every reply."""
 
     answer: ExpertAnswer | None = None
     refusal: str | None = None
     failure: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
-    cost_usd: float | None = 0.0
+    cost_usd: float | None = None
     latency_s: float = 0.0
-    reused: bool = False
+    reused: bool = False  # an earlier run of this step paid: the answer is from the ledger
 
 
 @dataclass(frozen=True)
 class Payer:
-    """Pays for one node's strong-model calls under ``budget`` and records them.
-
-    ``model`` is the expert's name, for prices and records; ``is_graph``: the
-    expert is a user's compiled graph, whose replies are priced by their own
-    ``model_name``.
-    """
+    """Pays for one node's strong-model calls under ``budget`` and records them."""
 
     node: str
-    model: str
-    is_graph: bool
+    model: str  # the expert's name, for prices and records
+    is_graph: bool  # a compiled-graph expert: each reply is priced by its own model_name
     prices: PriceBook
     budget: Budget | None
     policy: EscalationPolicy
@@ -99,80 +86,47 @@ class Payer:
     ) -> Steps[tuple[Paid, EscalationRecord]]:
         """Pay for one expert call and record it; ``Paid.answer`` is ``None`` if refused or failed.
 
-        ``call`` is ``Expert.advice_call``/``takeover_call`` (given the tagged
-        run ``config``) or a ready ``Call`` the host makes itself; ``tokens_in``
-        sizes the budget's estimate; ``reason`` and ``outcome`` override the
-        record's defaults. With ``key`` (``run_config.escalation_key``) a
-        replayed step reuses its reservation, or reads back the answer it paid for.
+        ``call``: ``Expert.advice_call``/``takeover_call`` (given the tagged ``config``) or a ready
+        ``Call``. With ``key`` a replayed step reuses its reservation or the answer it paid for.
         """
         ready = call if isinstance(call, Call) else call(self._traced(config, verdict, mode))
         paid = yield from self._call(ready, thread_id or "default", tokens_in, key)
         why = reason or verdict.reason
         if paid.reused:
             why = f"{why} (The answer paid for before a restart, read back from the ledger.)"
-        if paid.refusal is not None:
-            why = f"{why} Budget refused: {paid.refusal}"
-            return paid, self.record(
-                verdict, thread_id, "escalate", "over_budget", mode=mode, reason=why
-            )
         done: Outcome = outcome or ("took_over" if mode == "takeover" else "advised")
-        if paid.failure is not None:
+        if paid.refusal is not None:  # the strong model was not called: no model, no cost
+            why, done = f"{why} Budget refused: {paid.refusal}", "over_budget"
+        elif paid.failure is not None:
             failure = redact(paid.failure)
             logger.warning("node %r: expert %r failed: %s", self.node, self.model, failure)
             why, done = f"{why} Expert failed: {paid.failure}", "expert_failed"
         record = self.record(
-            verdict, thread_id, "escalate", done, mode=mode, reason=why, model=self.model,
-            tokens_in=paid.tokens_in, tokens_out=paid.tokens_out, cost_usd=paid.cost_usd,
-            latency_s=round(paid.latency_s, 6),
+            verdict, thread_id, "escalate", done, mode=mode, reason=why,
+            model=None if paid.refusal is not None else self.model, tokens_in=paid.tokens_in,
+            tokens_out=paid.tokens_out, cost_usd=paid.cost_usd, latency_s=round(paid.latency_s, 6),
         )  # fmt: skip
         return paid, record
 
     def record(
-        self,
-        verdict: Verdict,
-        thread_id: str | None,
-        action: Action,
-        outcome: Outcome,
-        **fields: Any,
+        self, verdict: Verdict, thread_id: str | None, action: Action, outcome: Outcome, **more: Any
     ) -> EscalationRecord:
-        """Make, log and emit one record of this node (``fields``: other record fields)."""
+        """Make, log and emit one record of this node (``more``: other record fields)."""
         # Records reach state, streams, logs and reports: no secret from a tool goes with them.
-        fields["reason"] = redact(fields.get("reason", verdict.reason))
+        more["reason"] = redact(more.get("reason", verdict.reason))
         if action in ("nudge", "stop"):
-            fields["cost_usd"] = 0.0  # free: no model was called
+            more["cost_usd"] = 0.0  # free: no model was called
         record = EscalationRecord(
             node=self.node, action=action, rule=verdict.rule, outcome=outcome,
-            thread_id=thread_id, **fields,
+            thread_id=thread_id, **more,
         )  # fmt: skip
         emit_record(record)
         return record
 
-    def cost_of(self, calls: Sequence[AIMessage]) -> tuple[int, int, float | None]:
-        """Tokens in, tokens out and USD of the expert's replies (each priced on its own)."""
-        from langchain_escalate.cost import price_reply  # noqa: PLC0415 - cost imports litellm lazily
-
-        tokens_in = tokens_out = 0
-        total: float | None = 0.0
-        for reply in calls:
-            model = self.model
-            if self.is_graph:
-                model = str(reply.response_metadata.get("model_name") or self.model)
-            reply_in, reply_out, cost = price_reply(self.prices, model, reply)
-            tokens_in, tokens_out = tokens_in + reply_in, tokens_out + reply_out
-            total = None if total is None or cost is None else total + cost
-        return tokens_in, tokens_out, total
-
-    def estimate(self, tokens_in: int) -> float | None:
-        """The call's likely cost; ``None`` (a graph's models are unknown): the budget's default."""
-        if self.is_graph:
-            return None
-        return self.prices.cost_usd(
-            self.model, tokens_in + PROMPT_OVERHEAD_TOKENS, EXPECTED_ANSWER_TOKENS
-        )
-
     def _call(
         self, call: Call[ExpertAnswer], thread: str, tokens_in: int, key: str | None
     ) -> Steps[Paid]:
+        """Reserve, call, then settle or release; what was paid, or the error raised on."""
         reservation: Reservation | None = None
         if self.budget is not None:
             reservation = yield self._reserve(self.budget, thread, tokens_in, key)
@@ -194,55 +148,66 @@ class Payer:
             if failed is None:
                 raise
             return failed
-        tokens_in, tokens_out, cost = self.cost_of(answer.calls)
+        tokens_in, tokens_out, cost = self._cost_of(answer.calls)
         if reservation is not None:
-            kept = _kept_answer(answer, tokens_in, tokens_out)
-            yield _settle(reservation, cost, kept)
+            message = answer.message  # kept, so a replayed step need not pay for it again
+            kept = {
+                "text": answer.text, "content": None if message is None else message.content,
+                "tool_calls": [] if message is None else [dict(c) for c in message.tool_calls],
+                "tokens_in": tokens_in, "tokens_out": tokens_out,
+            }  # fmt: skip
+            yield Call(
+                lambda: reservation.settle(cost, result=kept),
+                lambda: reservation.asettle(cost, result=kept),
+            )
         latency = time.perf_counter() - started
-        return Paid(
-            answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
-            latency_s=latency,
-        )  # fmt: skip
+        return Paid(answer, None, None, tokens_in, tokens_out, cost, latency)
 
     def _failed(
         self, error: BaseException, reservation: Reservation | None, latency: float
     ) -> Paid | None:
         """The failure to record, marking what was billed paid; ``None``: re-raise the error."""
-        if isinstance(error, StrongTimeoutError):
-            # The provider may have billed the abandoned call: the estimate stays spent.
-            if reservation is not None:
-                reservation.mark_paid(None)
-            return Paid(failure=_describe(error), cost_usd=None, latency_s=latency)
         # An interrupt inside an expert graph replays the step, which must find its money free.
         if not isinstance(error, Exception) or isinstance(error, GraphBubbleUp):
             return None
         billed = error.calls if isinstance(error, ExpertError) else ()
-        tokens_in, tokens_out, cost = self.cost_of(billed)
-        if billed and reservation is not None:
-            reservation.mark_paid(cost)
+        tokens_in, tokens_out, cost = self._cost_of(billed)
+        # The provider may have billed a call abandoned at its timeout: the estimate stays spent.
+        timed_out = isinstance(error, StrongTimeoutError)
+        if (billed or timed_out) and reservation is not None:
+            reservation.mark_paid(None if timed_out else cost)
         if classify(error) == "fatal" and not isinstance(error, ExpertError):
             return None
-        return Paid(
-            failure=_describe(error), tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
-            latency_s=latency,
-        )  # fmt: skip
+        cost = None if timed_out else cost
+        return Paid(None, None, _describe(error), tokens_in, tokens_out, cost, latency)
+
+    def _cost_of(self, calls: Sequence[AIMessage]) -> tuple[int, int, float | None]:
+        """Tokens in, tokens out and USD of the expert's replies (each priced on its own)."""
+        priced = [price_reply(self.prices, self._model_of(reply), reply) for reply in calls]
+        known = [cost for _, _, cost in priced if cost is not None]
+        total = sum(known, 0.0) if len(known) == len(priced) else None
+        return sum(p[0] for p in priced), sum(p[1] for p in priced), total
+
+    def _model_of(self, reply: AIMessage) -> str:
+        if self.is_graph:
+            return str(reply.response_metadata.get("model_name") or self.model)
+        return self.model
 
     def _traced(self, config: RunnableConfig | None, verdict: Verdict, mode: str) -> RunnableConfig:
-        # LangGraph's "nostream" tag keeps the strong model's tokens out of
-        # stream_mode="messages": a chat UI must not show the internal advice.
+        """The run config, tagged; "nostream" keeps the internal advice out of a chat's stream."""
         tags = ["escalation"] if self.policy.stream_expert else ["escalation", "nostream"]
-        metadata = {"escalation_node": self.node, "escalation_rule": verdict.rule}
-        extra: RunnableConfig = {
-            "tags": tags,
-            "metadata": {**metadata, "escalation_mode": mode},
-            "run_name": f"escalation:{self.node}",
-        }
-        return merge_configs(config, extra)
+        meta = {"escalation_node": self.node, "escalation_rule": verdict.rule}
+        extra: RunnableConfig = {"tags": tags, "run_name": f"escalation:{self.node}"}
+        return merge_configs(config, {**extra, "metadata": {**meta, "escalation_mode": mode}})
 
     def _reserve(
         self, budget: Budget, thread: str, tokens_in: int, key: str | None
     ) -> Call[Reservation]:
-        estimate = self.estimate(tokens_in)
+        """Reserve the call's likely cost (a graph's is unknown: the budget's default)."""
+        estimate = None
+        if not self.is_graph:
+            tokens = tokens_in + PROMPT_OVERHEAD_TOKENS
+            estimate = self.prices.cost_usd(self.model, tokens, EXPECTED_ANSWER_TOKENS)
         return Call(
             lambda: budget.reserve(thread, estimate_usd=estimate, key=key),
             lambda: budget.areserve(thread, estimate_usd=estimate, key=key),
@@ -251,20 +216,19 @@ class Payer:
     def _guarded(self, call: Call[ExpertAnswer]) -> Call[ExpertAnswer]:
         """The call with the policy's retries and timeout."""
         retries, backoff = self.policy.max_retries, self.policy.retry_backoff_s
-        timeout = self.policy.strong_timeout_s
-        what = f"strong model {self.model!r}"
+        timeout, what = self.policy.strong_timeout_s, f"strong model {self.model!r}"
+        late = f"the strong model did not answer within {timeout or 0:g} s"
 
         def run_once() -> ExpertAnswer:
             if timeout is None:
                 return call.run()
-            # The run config travels with the call; an abandoned call is not waited for.
-            pool = ThreadPoolExecutor(max_workers=1)
+            pool = ThreadPoolExecutor(max_workers=1)  # the run config travels with the call
             try:
                 return pool.submit(contextvars.copy_context().run, call.run).result(timeout)
             except FutureTimeout as error:
-                raise StrongTimeoutError(_timeout_text(timeout)) from error
+                raise StrongTimeoutError(late) from error
             finally:
-                pool.shutdown(wait=False)
+                pool.shutdown(wait=False)  # an abandoned call is not waited for
 
         async def arun_once() -> ExpertAnswer:
             if timeout is None:
@@ -272,7 +236,7 @@ class Payer:
             try:
                 return await asyncio.wait_for(call.arun(), timeout)
             except asyncio.TimeoutError as error:
-                raise StrongTimeoutError(_timeout_text(timeout)) from error
+                raise StrongTimeoutError(late) from error
 
         return Call(
             lambda: call_with_retries(run_once, retries=retries, backoff_s=backoff, what=what),
@@ -280,42 +244,16 @@ class Payer:
         )
 
 
-def _settle(reservation: Reservation, cost: float | None, result: dict[str, Any]) -> Call[None]:
-    return Call(
-        lambda: reservation.settle(cost, result=result),
-        lambda: reservation.asettle(cost, result=result),
-    )
-
-
-def _kept_answer(answer: ExpertAnswer, tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    """What the ledger keeps of an answer, so a replayed step need not pay for it again."""
-    message = answer.message
-    return {
-        "text": answer.text,
-        "content": None if message is None else message.content,
-        "tool_calls": [] if message is None else [dict(call) for call in message.tool_calls],
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-    }
-
-
 def _paid_before(reservation: Reservation) -> Paid:
     """The answer a replayed step already paid for, read back from the ledger."""
     kept = reservation.settled_result or {}
-    message = None
-    if kept.get("content") is not None:
-        message = AIMessage(content=kept["content"], tool_calls=kept.get("tool_calls") or [])
+    content = kept.get("content")
+    calls = kept.get("tool_calls") or []
+    message = None if content is None else AIMessage(content=content, tool_calls=calls)
     answer = ExpertAnswer(text=str(kept.get("text", "")), message=message, calls=())
     tokens_in, tokens_out = int(kept.get("tokens_in", 0)), int(kept.get("tokens_out", 0))
-    cost = reservation.settled_usd
-    return Paid(
-        answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, reused=True
-    )
+    return Paid(answer, None, None, tokens_in, tokens_out, reservation.settled_usd, reused=True)
 
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _timeout_text(timeout: float) -> str:
-    return f"the strong model did not answer within {timeout:g} s"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 # LangGraph resolves EscalationState's annotations at run time: AnyMessage must be importable here.
 from langchain_core.messages import AnyMessage  # noqa: TC002
+from langgraph.config import get_stream_writer
 from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
@@ -27,28 +28,21 @@ PROGRESS_KEY = "escalation_progress"  # EscalationState key: per-node detector a
 STREAM_KEY = "escalation"  # custom stream event: {"escalation": record_dict}
 
 Action = Literal["nudge", "escalate", "human", "stop"]
+# nudged: a free hint; advised/took_over/answered: the strong model's guidance, step or answer;
+# human: a person's guidance; stopped: the turn ended; expert_failed/over_budget: the ladder
+# moved down; skipped: the rung could not run here (e.g. no checkpointer).
 Outcome = Literal[
-    "nudged",  # a hint was added; no model was paid
-    "advised",  # the strong model's guidance was merged
-    "took_over",  # the strong model acted in the weak model's place
-    "answered",  # the ask-expert tool returned the strong model's answer
-    "human",  # a person answered the interrupt
-    "stopped",  # the turn was ended
-    "expert_failed",  # the strong model raised or returned nothing usable
-    "over_budget",  # the budget refused; the ladder moved down
-    "skipped",  # the rung could not run here (e.g. no checkpointer)
-]
-
-UNPAID_OUTCOMES: frozenset[str] = frozenset({"over_budget", "skipped"})
-"""Escalation outcomes in which the strong model was never called."""
+    "nudged", "advised", "took_over", "answered", "human", "stopped", "expert_failed",
+    "over_budget", "skipped",
+]  # fmt: skip
+UNPAID_OUTCOMES: frozenset[str] = frozenset({"over_budget", "skipped"})  # strong model not called
 
 
 class EscalationRecord(BaseModel):
     """One response to a stuck verdict, with what it cost.
 
-    Stored as a plain dict (``model_dump(mode="json")``) in a message's
-    ``additional_kwargs[RECORD_KEY]`` and in ``EscalationState.escalations``,
-    so it survives any checkpointer and plain ``MessagesState``.
+    Stored as a JSON dict in a message's ``additional_kwargs[RECORD_KEY]`` and in
+    ``EscalationState.escalations``: it survives any checkpointer and plain ``MessagesState``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -86,11 +80,9 @@ def record_of(message: BaseMessage) -> EscalationRecord | None:
 
 def records_of(message: BaseMessage) -> list[dict[str, Any]]:
     """Every record dict a message carries: the rungs that could not run, then its own."""
-    found = [dict(r) for r in message.additional_kwargs.get(ATTEMPTS_KEY, [])]
-    own = message.additional_kwargs.get(RECORD_KEY)
-    if own is not None:
-        found.append(dict(own))
-    return found
+    kwargs = message.additional_kwargs
+    found = [*kwargs.get(ATTEMPTS_KEY, []), kwargs.get(RECORD_KEY)]
+    return [dict(record) for record in found if record is not None]
 
 
 def emit_record(record: EscalationRecord) -> None:
@@ -100,8 +92,6 @@ def emit_record(record: EscalationRecord) -> None:
         "node %r: %s (%s) on %s: %s; cost %s",
         record.node, record.action, record.outcome, record.rule, record.reason, cost,
     )  # fmt: skip
-    from langgraph.config import get_stream_writer  # noqa: PLC0415 - only inside a graph run
-
     try:
         writer = get_stream_writer()
     except (RuntimeError, KeyError):  # not inside a graph run: nothing to stream to
@@ -112,10 +102,7 @@ def emit_record(record: EscalationRecord) -> None:
 def add_records(
     left: Sequence[dict[str, Any]] | None, right: Sequence[dict[str, Any]] | None
 ) -> list[dict[str, Any]]:
-    """Reducer for ``escalations``: append, ignoring records already present by id.
-
-    Replaying a node after an interrupt must not record the same escalation twice.
-    """
+    """Reducer for ``escalations``: append, skipping ids already present (a replayed node)."""
     merged = list(left or [])
     seen = {record.get("id") for record in merged}
     for record in right or []:
@@ -131,17 +118,15 @@ def merge_progress(left: dict[str, Any] | None, right: dict[str, Any] | None) ->
 
 
 class EscalationState(TypedDict):
-    """State mixin: ``messages`` plus what escalation needs to remember.
+    """State mixin: ``messages`` plus what escalation remembers; subclass it or include its keys.
 
-    Subclass it (or include its keys) in your graph's state. Without it, the
-    escalating node still works on any state with ``messages``: records ride
-    in message metadata and the detector is rebuilt from the messages.
+    Without it the node still works on any state with ``messages``: records ride in message
+    metadata and the detector is rebuilt from the messages.
 
     Attributes:
         messages: The conversation (``add_messages`` reducer).
         escalations: Every ``EscalationRecord`` as a dict, in order.
-        escalation_progress: Per node name, the detector's and the ladder's
-            state, so nothing is recomputed after a restart.
+        escalation_progress: Per node, the detector's and the ladder's state (for restarts).
     """
 
     messages: Annotated[list[AnyMessage], add_messages]
