@@ -161,7 +161,10 @@ class Payer:
                 lambda: reservation.asettle(cost, result=kept),
             )
         latency = time.perf_counter() - started
-        return Paid(answer, None, None, tokens_in, tokens_out, cost, latency)
+        return Paid(
+            answer=answer, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=latency,
+        )  # fmt: skip
 
     def _failed(
         self, error: BaseException, reservation: Reservation | None, latency: float
@@ -179,13 +182,17 @@ class Payer:
         if classify(error) == "fatal" and not isinstance(error, ExpertError):
             return None
         cost = None if timed_out else cost
-        return Paid(None, None, _describe(error), tokens_in, tokens_out, cost, latency)
+        return Paid(
+            failure=_describe(error), tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost,
+            latency_s=latency,
+        )  # fmt: skip
 
     def _cost_of(self, calls: Sequence[AIMessage]) -> tuple[int, int, float | None]:
         """Tokens in, tokens out and USD of the expert's replies (each priced on its own)."""
         priced = [price_reply(self.prices, self._model_of(reply), reply) for reply in calls]
-        known = [cost for _, _, cost in priced if cost is not None]
-        total = sum(known, 0.0) if len(known) == len(priced) else None
+        total: float | None = 0.0
+        for *_, cost in priced:  # in order, as every other total of the package is added
+            total = None if total is None or cost is None else total + cost
         return sum(p[0] for p in priced), sum(p[1] for p in priced), total
 
     def _model_of(self, reply: AIMessage) -> str:
