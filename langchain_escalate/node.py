@@ -5,9 +5,9 @@ When the detector says stuck, the ladder (``escalation.Escalator``) answers befo
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -48,7 +48,7 @@ DEFAULT_NODE_NAME = "agent"
 # (pydantic model, dataclass); the node reads it through ``_read``.
 State = Any
 WeakStep = str | BaseChatModel | ModelRef | Runnable[Any, Any] | Callable[..., Any]
-# One weak call: the verdict, the loop span, the usage of a dropped stuck reply, the reply.
+# A weak call's verdict, loop span, dropped usage, and reply.
 _Attempt = tuple[Verdict, int, list[dict[str, Any]], AIMessage | None]
 
 
@@ -100,9 +100,9 @@ def create_escalating_node(
         'Paris.'
     """
     policy = policy or EscalationPolicy()
-    scorer = conf.ConfidenceScorer(confidence) if confidence is not None else None
     step = _EscalatingStep(
-        _Weak(weak, tools=tools, node=name or DEFAULT_NODE_NAME, policy=policy, scorer=scorer),
+        _weak_of(weak, name or DEFAULT_NODE_NAME),
+        list(tools or []),
         Expert(strong, tools=tools),  # built now: a wrong kind of expert fails here
         detector=detector or DetectorConfig(),
         policy=policy,
@@ -110,94 +110,23 @@ def create_escalating_node(
         prices=PriceBook(prices),  # so do malformed prices
         name=name,
         review_tools=conf.reviewed_tools(review_tools, confidence),
+        scorer=conf.ConfidenceScorer(confidence) if confidence is not None else None,
     )
     return RunnableLambda(step.invoke, afunc=step.ainvoke, name=name or "escalating_node")
 
 
-class _Weak:
-    """The weak step: a chat model bound to tools, or the user's own node."""
-
-    def __init__(
-        self,
-        weak: Any,
-        *,
-        tools: Sequence[Any] | None,
-        node: str,
-        policy: EscalationPolicy,
-        scorer: conf.ConfidenceScorer | None,
-    ) -> None:
-        self._tools, self._policy, self.scorer = list(tools or []), policy, scorer
-        self._model: ModelRef | None = None
-        self._node: Runnable[Any, Any] | None = None
-        self._bound: Runnable[Any, Any] | None = None
-        self._lock = threading.Lock()
-        if isinstance(weak, (str, BaseChatModel, ModelRef)):
-            self._model = ModelRef(weak)
-        elif isinstance(weak, Runnable) or callable(weak):
-            self._node = weak if isinstance(weak, Runnable) else RunnableLambda(weak)
-        else:
-            msg = (
-                f"node {node!r}: weak must be a model string ('provider:model' or "
-                "'provider/model'), a BaseChatModel, or your own node (a callable or Runnable "
-                f"from state to update), got {type(weak).__name__}"
-            )
-            raise TypeError(msg)
-
-    def call(self, state: State, messages: list[BaseMessage], config: RunnableConfig) -> Call[Any]:
-        """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
-        if self.scorer is not None:
-            messages = self.scorer.prepare(messages)  # the verbalized instruction, when on
-        if self._node is None:
-            runnable, given = self._model_runnable(), messages
-        else:
-            runnable, given = self._node, _with_messages(state, messages)
-        retry: dict[str, Any] = {
-            "retries": self._policy.max_retries,
-            "backoff_s": self._policy.retry_backoff_s,
-            "what": f"weak step of node {_graph_node(config)!r}",
-        }
-        return Call(
-            lambda: call_with_retries(lambda: runnable.invoke(given, config), **retry),
-            lambda: acall_with_retries(lambda: runnable.ainvoke(given, config), **retry),
-        )
-
-    def reply(self, result: Any, node: str) -> tuple[AIMessage, dict[str, Any]]:
-        """The weak step's reply and the other keys of a user's node update."""
-        if self._node is None and not isinstance(result, AIMessage):
-            msg = (
-                f"node {node!r}: the weak model returned {type(result).__name__}, not an AIMessage"
-            )
-            raise _EmptyReplyError(msg)
-        if self._node is None:
-            reply, extra = result, {}
-        elif not isinstance(result, Mapping):
-            msg = (
-                f"node {node!r}: your weak node must return a state update dict with 'messages', "
-                f"got {type(result).__name__}"
-            )
-            raise TypeError(msg)
-        else:
-            written = result.get("messages")
-            written = written if isinstance(written, list) else [written] if written else []
-            reply = next((m for m in reversed(written) if isinstance(m, AIMessage)), None)
-            if reply is None:
-                msg = f"node {node!r}: your weak node's update has no AIMessage"
-                raise _EmptyReplyError(msg)
-            extra = {k: v for k, v in result.items() if k != "messages"}
-        if not reply.tool_calls and not str(reply.text).strip():
-            msg = f"node {node!r}: the weak step returned an empty reply"
-            raise _EmptyReplyError(msg)
-        return reply, extra
-
-    def _model_runnable(self) -> Runnable[Any, Any]:
-        with self._lock:  # resolved and bound once, at first use
-            if self._bound is None and self._model is not None:
-                model = self._model.get()
-                bound: Runnable[Any, Any] = model.bind_tools(self._tools) if self._tools else model
-                if self.scorer is not None and "logprobs" in self.scorer.config.sources:
-                    bound = bound.bind(logprobs=True)  # passed on where the provider can
-                self._bound = bound
-            return cast("Runnable[Any, Any]", self._bound)
+def _weak_of(weak: WeakStep, node: str) -> ModelRef | Runnable[Any, Any]:
+    """A model, bound to the tools at first use, or the user's own node."""
+    if isinstance(weak, (str, BaseChatModel, ModelRef)):
+        return ModelRef(weak)
+    if isinstance(weak, Runnable) or callable(weak):
+        return weak if isinstance(weak, Runnable) else RunnableLambda(weak)
+    msg = (
+        f"node {node!r}: weak must be a model string ('provider:model' or "
+        "'provider/model'), a BaseChatModel, or your own node (a callable or Runnable "
+        f"from state to update), got {type(weak).__name__}"
+    )
+    raise TypeError(msg)
 
 
 @dataclass
@@ -213,8 +142,7 @@ class _Run:
     escalator: Escalator
     progress: Progress
     working: list[BaseMessage]
-    with_state: bool
-    with_records: bool
+    with_state: bool  # the state has the ``EscalationState`` keys
     removals: list[RemoveMessage] = field(default_factory=list)
     added: list[BaseMessage] = field(default_factory=list)
     records: list[EscalationRecord] = field(default_factory=list)
@@ -227,13 +155,9 @@ class _Run:
             self.working = [m for m in self.working if m.id not in gone]
             self.added = [m for m in self.added if m.id not in gone]
             self.removals.extend(help_.removals)
-        self.add(help_.messages, visible=True)
-
-    def add(self, messages: Sequence[BaseMessage], *, visible: bool) -> None:
-        """Add to the update (``visible``: and to what the weak model reads next)."""
-        self.added.extend(conf.with_ids(messages))  # our ids: the next step finds where this ended
-        if visible and messages:
-            self.working = [*self.working, *messages]
+        if help_.messages:  # our ids: the next step finds where this one ended
+            self.added.extend(conf.with_ids(help_.messages))
+            self.working = [*self.working, *help_.messages]
 
     def replace_last(self, message: BaseMessage) -> None:
         """Replace the last message by one with its id (``add_messages`` replaces it)."""
@@ -255,8 +179,7 @@ class _Run:
     def defer(self, pending: dict[str, Any]) -> Command[Any]:
         """End the step; the next one runs the ``human`` rung before any model call.
 
-        A resume replays the whole step: asking in a fresh step means the model
-        calls of this one are never made (or paid) twice.
+        A resume replays the whole step: in a fresh step, this one's calls are not paid twice.
         """
         if self.with_state:
             self.progress.pending = pending
@@ -266,13 +189,15 @@ class _Run:
             self.replace_last(last.model_copy(update={"additional_kwargs": extra}))
         return Command(update=self.finish(), goto=self.node)
 
-    def finish(self) -> dict[str, Any]:
-        """The state update; records and progress only where the state has their keys."""
+    def finish(self, reply: AIMessage | None = None) -> dict[str, Any]:
+        """The state update, ending with the weak ``reply`` when one is kept."""
+        if reply is not None:
+            self.added.extend(conf.with_ids([reply]))
         last = self.added or self.working
         self.progress.last_id = (last[-1].id if last else None) or self.progress.last_id
         update: dict[str, Any] = {**self.extra, "messages": [*self.removals, *self.added]}
         if self.with_state:
-            if self.with_records:
+            if _read(self.state, ESCALATIONS_KEY) is not None:
                 update[ESCALATIONS_KEY] = [record.to_dict() for record in self.records]
             update[PROGRESS_KEY] = {self.node: self.progress.to_dict()}
         return update
@@ -282,7 +207,8 @@ class _Run:
 class _EscalatingStep:
     """One invocation of the node, written once for sync and async."""
 
-    weak: _Weak
+    weak: ModelRef | Runnable[Any, Any]
+    tools: list[Any]
     expert: Expert
     detector: DetectorConfig
     policy: EscalationPolicy
@@ -290,6 +216,7 @@ class _EscalatingStep:
     prices: PriceBook
     name: str | None
     review_tools: frozenset[str]
+    scorer: conf.ConfidenceScorer | None
     escalators: dict[str, Escalator] = field(default_factory=dict)
 
     def invoke(self, state: State, config: RunnableConfig) -> Any:
@@ -337,16 +264,14 @@ class _EscalatingStep:
                 if ended is not None:
                     return ended
             if weak_calls >= max_calls and last_reply is not None:
-                run.add([last_reply], visible=False)  # the ladder did not help: keep it
-                return run.finish()
+                return run.finish(last_reply)  # the ladder did not help: keep it
             weak_calls += 1
             attempt = yield from self._weak_attempt(run, last=weak_calls >= max_calls)
             verdict, loop, dropped, reply = attempt
             if reply is not None:
                 last_reply = reply
                 if not verdict.stuck:
-                    run.add([reply], visible=False)
-                    return run.finish()
+                    return run.finish(reply)
 
     def _answer(self, run: _Run, situation: Situation) -> Steps[Any]:
         """Walk the ladder; the node's return value when the step ends here, else ``None``."""
@@ -361,8 +286,18 @@ class _EscalatingStep:
         return run.finish() if help_.stopped or help_.takeover is not None else None
 
     def _start(self, state: State, config: RunnableConfig) -> tuple[_Run, int]:
-        node = self.name or _graph_node(config) or DEFAULT_NODE_NAME
-        messages = _messages_of(state, node)
+        metadata = config.get("metadata") or {}
+        node = self.name or str(metadata.get("langgraph_node") or DEFAULT_NODE_NAME)
+        messages = _read(state, "messages")
+        # Only the last message is checked: the check must not grow with the history.
+        if not isinstance(messages, list) or (
+            messages and not isinstance(messages[-1], BaseMessage)
+        ):
+            msg = (
+                f"node {node!r}: the state has no 'messages' list of LangChain messages; use a "
+                "state with a messages channel, e.g. MessagesState or EscalationState"
+            )
+            raise ValueError(msg)
         saved = _read(state, PROGRESS_KEY)  # its keys are written only when the state has them
         if saved is not None:
             progress, new_from = load_progress(saved.get(node), messages, self.detector, name=node)
@@ -370,24 +305,18 @@ class _EscalatingStep:
             progress, new_from = rebuild_progress(
                 messages, self.detector, name=node, exact_indices=False
             )
-        if node not in self.escalators:
-            self.escalators[node] = Escalator(
+        escalator = self.escalators.get(node)
+        if escalator is None:
+            escalator = self.escalators[node] = Escalator(
                 self.expert, node=node, policy=self.policy, budget=self.budget, prices=self.prices
             )
-        with_records = _read(state, ESCALATIONS_KEY) is not None
-        escalator = self.escalators[node]
-        run = _Run(
-            node, state, config, escalator, progress, messages, saved is not None, with_records
-        )
-        return run, new_from
+        return _Run(node, state, config, escalator, progress, messages, saved is not None), new_from
 
     def _weak_attempt(self, run: _Run, *, last: bool) -> Steps[_Attempt]:
         """One weak call, fed to the detector; a call that fails counts as a failure."""
         progress = run.progress
         try:
-            reply, extra = self.weak.reply(
-                (yield self.weak.call(run.state, run.working, run.config)), run.node
-            )
+            reply, extra = self._reply((yield self._weak_call(run)), run.node)
         except GraphBubbleUp:
             raise  # your node's own interrupt() or Command(graph=PARENT) is not a failure
         except _EmptyReplyError as error:
@@ -413,29 +342,76 @@ class _EscalatingStep:
 
     def _confidence(self, run: _Run, reply: AIMessage) -> Steps[AIMessage]:
         """The reply with its combined confidence: final replies and calls under review."""
-        scorer = self.weak.scorer
+        scorer = self.scorer
         if scorer is None or not conf.needs_score(reply, self.review_tools):
             return reply
-        again = self.weak.call(run.state, run.working, run.config)  # ``consistency`` samples
+        again = self._weak_call(run)  # ``consistency`` draws its samples from the weak step
 
         async def aresample() -> AIMessage:
-            return self.weak.reply(await again.arun(), run.node)[0]
+            return self._reply(await again.arun(), run.node)[0]
 
         result: conf.ConfidenceResult = yield Call(
             lambda: scorer.score(
-                reply, run.state, resample=lambda: self.weak.reply(again.run(), run.node)[0]
+                reply, run.state, resample=lambda: self._reply(again.run(), run.node)[0]
             ),
             lambda: scorer.ascore(reply, run.state, resample=aresample),
         )
         return result.kept_reply()  # the reply kept (or the help) carries the samples' usage
 
+    def _weak_call(self, run: _Run) -> Call[Any]:
+        """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
+        messages = run.working if self.scorer is None else self.scorer.prepare(run.working)
+        if isinstance(self.weak, ModelRef):
+            runnable, given = self._bound, messages
+        else:
+            runnable, given = self.weak, _with_messages(run.state, messages)
+        retry: dict[str, Any] = {
+            "retries": self.policy.max_retries,
+            "backoff_s": self.policy.retry_backoff_s,
+            "what": f"weak step of node {run.node!r}",
+        }
+        return Call(
+            lambda: call_with_retries(lambda: runnable.invoke(given, run.config), **retry),
+            lambda: acall_with_retries(lambda: runnable.ainvoke(given, run.config), **retry),
+        )
+
+    def _reply(self, result: Any, node: str) -> tuple[AIMessage, dict[str, Any]]:
+        """The weak step's reply and the other keys of a user's node update."""
+        model = isinstance(self.weak, ModelRef)
+        if not model and not isinstance(result, Mapping):
+            msg = (
+                f"node {node!r}: your weak node must return a state update dict with 'messages', "
+                f"got {type(result).__name__}"
+            )
+            raise TypeError(msg)
+        written = [result] if model else result.get("messages")
+        written = written if isinstance(written, list) else [written] if written else []
+        reply = next((m for m in reversed(written) if isinstance(m, AIMessage)), None)
+        if reply is None and model:
+            msg = (
+                f"node {node!r}: the weak model returned {type(result).__name__}, not an AIMessage"
+            )
+            raise _EmptyReplyError(msg)
+        if reply is None:
+            msg = f"node {node!r}: your weak node's update has no AIMessage"
+            raise _EmptyReplyError(msg)
+        if not reply.tool_calls and not str(reply.text).strip():
+            msg = f"node {node!r}: the weak step returned an empty reply"
+            raise _EmptyReplyError(msg)
+        return reply, {} if model else {k: v for k, v in result.items() if k != "messages"}
+
+    @cached_property
+    def _bound(self) -> Runnable[Any, Any]:
+        """The weak model, built and bound to the tools at first use."""
+        model = cast("ModelRef", self.weak).get()
+        bound: Runnable[Any, Any] = model.bind_tools(self.tools) if self.tools else model
+        if self.scorer is not None and "logprobs" in self.scorer.config.sources:
+            bound = bound.bind(logprobs=True)  # passed on where the provider can
+        return bound
+
 
 class _EmptyReplyError(ValueError):
     """The weak step returned nothing usable."""
-
-
-def _graph_node(config: RunnableConfig) -> str:
-    return str((config.get("metadata") or {}).get("langgraph_node") or "")
 
 
 def _read(state: Any, key: str) -> Any:
@@ -450,15 +426,3 @@ def _with_messages(state: Any, messages: list[BaseMessage]) -> Any:
     if hasattr(state, "model_copy"):
         return state.model_copy(update={"messages": messages})
     return replace(state, messages=messages)
-
-
-def _messages_of(state: State, node: str) -> list[BaseMessage]:
-    messages = _read(state, "messages")
-    # Only the last message is checked: the check must not grow with the history.
-    if not isinstance(messages, list) or (messages and not isinstance(messages[-1], BaseMessage)):
-        msg = (
-            f"node {node!r}: the state has no 'messages' list of LangChain messages; use a state "
-            "with a messages channel, e.g. MessagesState or EscalationState"
-        )
-        raise ValueError(msg)
-    return messages

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
-from functools import cached_property
+from dataclasses import dataclass, replace
+from functools import cached_property, partial
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -22,36 +22,32 @@ from langchain_escalate.records import RECORD_KEY
 logger = logging.getLogger("langchain_escalate")
 
 
+@dataclass
 class Progress:
     """An adapter's memory between steps.
 
     Attributes:
         detector: The stuck detector, up to the last message fed.
         last_id: Id of the last message when the step ended.
-        fired: Firings answered in this turn (the ladder position).
+        count_fired: ``fired``, or a function giving it when it is first needed.
         pending: A deferred ``human`` rung: ``{"verdict": ..., "rung": index}``.
+        offset: What ``exact`` adds to a verdict's indices, or a function giving it.
     """
 
-    def __init__(
-        self,
-        detector: StuckDetector,
-        last_id: str | None,
-        fired: int | Callable[[], int],
-        pending: dict[str, Any] | None = None,
-        offset: int | Callable[[], int] = 0,
-    ) -> None:
-        """``fired`` and ``offset`` (what ``exact`` adds to indices) may be read when needed."""
-        self.detector, self.last_id, self.pending = detector, last_id, pending
-        self._fired, self._offset = fired, offset
+    detector: StuckDetector
+    last_id: str | None
+    count_fired: int | Callable[[], int]
+    pending: dict[str, Any] | None = None
+    offset: int | Callable[[], int] = 0
 
     @cached_property
     def fired(self) -> int:
         """Firings answered in this turn (the ladder position)."""
-        return self._fired() if callable(self._fired) else self._fired
+        return self.count_fired() if callable(self.count_fired) else self.count_fired
 
     @cached_property
     def _shift(self) -> int:
-        return self._offset() if callable(self._offset) else self._offset
+        return self.offset() if callable(self.offset) else self.offset
 
     def answered(self) -> None:
         """A firing was answered: the ladder moves up; the detector's windows start afresh."""
@@ -84,11 +80,9 @@ def load_progress(
     *,
     name: str | None = None,
 ) -> tuple[Progress, int]:
-    """Restore ``saved`` progress, or rebuild it from ``messages`` (``rebuild_progress``).
+    """Restore ``saved`` progress and return it with the position of the first message it missed.
 
-    A state another release saved, or one whose last message is gone, is rebuilt;
-    ``name`` is the adapter's, whose ladder marks count. Returns the progress and
-    the position of the first message it has not seen.
+    Another release's state, or one whose last message is gone, is rebuilt (``rebuild_progress``).
     """
     if saved:
         try:
@@ -97,12 +91,12 @@ def load_progress(
             logger.warning(
                 "escalation progress not restored (%s); rebuilt from the messages", error
             )
-            return rebuild_progress(messages, config, name=name)
-        last_id = saved.get("last_id")
-        for position in range(len(messages) - 1, -1, -1) if last_id is not None else ():
-            if messages[position].id == last_id:
-                fired = int(saved.get("fired", 0))
-                return Progress(detector, last_id, fired, saved.get("pending")), position + 1
+        else:
+            last_id = saved.get("last_id")
+            for position in range(len(messages) - 1, -1, -1) if last_id is not None else ():
+                if messages[position].id == last_id:
+                    fired = int(saved.get("fired", 0))
+                    return Progress(detector, last_id, fired, saved.get("pending")), position + 1
     return rebuild_progress(messages, config, name=name)
 
 
@@ -115,35 +109,28 @@ def rebuild_progress(
 ) -> tuple[Progress, int]:
     """Rebuild the progress up to the weak model's last reply; return it and what follows.
 
-    The detector replays only the tail that settles it (``StuckDetector.resumed``), so a
-    step costs the same at any length. The ladder position (the marks of ``name``) is read
-    when a firing needs it; so, with ``exact_indices=False``, are the messages before the
-    tail (``Progress.exact`` adds them to a verdict's indices; the detector is not for saving).
+    Only the tail that settles the detector is replayed, so a step costs the same at any length.
+    The ladder position (``name``'s marks) is read when needed; with ``exact_indices=False`` so
+    is the count before the tail, which ``Progress.exact`` adds (the detector is not for saving).
     """
     config = config or DetectorConfig()
-    ai = (p for p in range(len(messages) - 1, -1, -1) if isinstance(messages[p], AIMessage))
-    end = next(ai, -1) + 1
-    detector, whole = _replayed(
-        messages, end, _fed_count(messages, end) if exact_indices else end, config
-    )
+    ais = (p + 1 for p in range(len(messages) - 1, -1, -1) if isinstance(messages[p], AIMessage))
+    end = next(ais, 0)
+    fed = _fed_count(messages, end) if exact_indices else end
+    detector, whole = _replayed(messages, end, fed, config)
     offset = 0 if exact_indices or whole else lambda: _fed_count(messages, end) - end
-    last_id = messages[end - 1].id if end else None
-    return Progress(
-        detector, last_id, lambda: fired_in_turn(messages, name=name), offset=offset
-    ), end
+    fired = partial(fired_in_turn, messages, name=name)
+    return Progress(detector, messages[end - 1].id if end else None, fired, offset=offset), end
 
 
 def feed(progress: Progress, messages: Sequence[BaseMessage], start: int) -> tuple[Verdict, int]:
-    """Feed the messages from ``start``; return the last stuck verdict and its loop span.
-
-    A person's new message restarts the ladder (``fired`` and ``pending`` reset).
-    """
+    """Feed the messages from ``start``; return the last stuck verdict and its loop span."""
     verdict, loop = Verdict(), 0
     for position in range(start, len(messages)):
         if not is_fed(messages, position):
             continue
         if isinstance(messages[position], HumanMessage):
-            progress.fired, progress.pending, verdict = 0, None, Verdict()
+            progress.fired, progress.pending, verdict = 0, None, Verdict()  # the ladder restarts
         observed = progress.detector.observe(messages[position])
         if observed.stuck:
             verdict, loop = observed, loop_span(progress, observed, messages[: position + 1])
@@ -164,13 +151,10 @@ def loop_span(
 
 def is_fed(messages: Sequence[BaseMessage], position: int) -> bool:
     """Whether the detector reads a message: not help, nor a takeover step's tool results."""
-    if is_help_message(messages[position]):
-        return False
-    while position > 0 and isinstance(messages[position], ToolMessage):
-        position -= 1
-        if not isinstance(messages[position], ToolMessage):
-            return not is_help_message(messages[position])
-    return True
+    caller = position
+    while caller > 0 and isinstance(messages[caller], ToolMessage):
+        caller -= 1
+    return not is_help_message(messages[position]) and not is_help_message(messages[caller])
 
 
 def fired_in_turn(messages: Sequence[BaseMessage], *, name: str | None = None) -> int:
@@ -194,10 +178,9 @@ def takeover_in_progress(messages: Sequence[BaseMessage]) -> TakeoverSituation |
     marker = messages[position].additional_kwargs.get(TAKEOVER_KEY)
     if not isinstance(messages[position], AIMessage) or not isinstance(marker, Mapping):
         return None
-    step, first = int(marker.get("step", 0)) + 1, position
-    while first >= 0 and _takeover_step(messages[first]) != 0:
-        first -= 1
-    if step >= int(marker.get("steps", 1)) or first < 0:
+    step = int(marker.get("step", 0)) + 1
+    first = next((p for p in range(position, -1, -1) if _takeover_step(messages[p]) == 0), None)
+    if step >= int(marker.get("steps", 1)) or first is None:
         return None
     opening = messages[first].additional_kwargs
     record = opening.get(RECORD_KEY) or {}
@@ -222,10 +205,9 @@ def _fed_count(messages: Sequence[BaseMessage], end: int) -> int:
 def _replayed(
     messages: Sequence[BaseMessage], end: int, count: int, config: DetectorConfig
 ) -> tuple[StuckDetector, bool]:
-    """The detector after ``messages[:end]``, replayed from the latest cut that settles it.
+    """The detector after ``messages[:end]`` (``count`` fed), replayed from the latest settling cut.
 
-    A cut is an ``AIMessage`` or a person's message; the tail doubles until it settles, else
-    all is replayed (then ``True``: exact indices). ``count``: messages fed before ``end``.
+    A cut is an ``AIMessage`` or a person's message; ``True``: all was replayed (exact indices).
     """
     want, ais = StuckDetector.SETTLING_OBSERVATIONS + 1, 0
     for position in _fed_back(messages, end):
