@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cache, cached_property, partial
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -100,14 +100,15 @@ def create_escalating_node(
         'Paris.'
     """
     policy = policy or EscalationPolicy()
+    weak_step = _weak_of(weak, name or DEFAULT_NODE_NAME)
+    expert = Expert(strong, tools=tools)  # built now: a wrong kind of expert fails here
+    escalator = partial(Escalator, expert, policy=policy, budget=budget, prices=PriceBook(prices))
     step = _EscalatingStep(
-        _weak_of(weak, name or DEFAULT_NODE_NAME),
+        weak_step,
         list(tools or []),
-        Expert(strong, tools=tools),  # built now: a wrong kind of expert fails here
+        cache(escalator),  # one per node name (keyword ``node``)
         detector=detector or DetectorConfig(),
         policy=policy,
-        budget=budget,
-        prices=PriceBook(prices),  # so do malformed prices
         name=name,
         review_tools=conf.reviewed_tools(review_tools, confidence),
         scorer=conf.ConfidenceScorer(confidence) if confidence is not None else None,
@@ -149,15 +150,13 @@ class _Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def absorb(self, help_: Help) -> None:
+        gone = {r.id for r in help_.removals}
+        self.working = [m for m in self.working if m.id not in gone]
+        self.added = [m for m in self.added if m.id not in gone]
+        self.removals.extend(help_.removals)
         self.records.extend(help_.records)
-        if help_.removals:
-            gone = {r.id for r in help_.removals}
-            self.working = [m for m in self.working if m.id not in gone]
-            self.added = [m for m in self.added if m.id not in gone]
-            self.removals.extend(help_.removals)
-        if help_.messages:  # our ids: the next step finds where this one ended
-            self.added.extend(conf.with_ids(help_.messages))
-            self.working = [*self.working, *help_.messages]
+        self.added.extend(conf.with_ids(help_.messages))  # our ids: the next step finds its end
+        self.working = [*self.working, *help_.messages]
 
     def replace_last(self, message: BaseMessage) -> None:
         """Replace the last message by one with its id (``add_messages`` replaces it)."""
@@ -209,15 +208,12 @@ class _EscalatingStep:
 
     weak: ModelRef | Runnable[Any, Any]
     tools: list[Any]
-    expert: Expert
+    escalator: Callable[..., Escalator]
     detector: DetectorConfig
     policy: EscalationPolicy
-    budget: Budget | None
-    prices: PriceBook
     name: str | None
     review_tools: frozenset[str]
     scorer: conf.ConfidenceScorer | None
-    escalators: dict[str, Escalator] = field(default_factory=dict)
 
     def invoke(self, state: State, config: RunnableConfig) -> Any:
         return run_sync(self._run(state, config))
@@ -237,12 +233,11 @@ class _EscalatingStep:
             if help_.takeover is not None:
                 return run.finish()
             verdict = Verdict()  # the budget or the expert ended it: the weak model resumes
-        start_rung: int | None = None
-        dropped: list[dict[str, Any]] = []  # usage of the stuck reply the ladder answers
-        pending = run.take_pending(messages)
-        if pending is not None:
-            verdict, loop, start_rung = Verdict(**pending["verdict"]), 0, int(pending["rung"])
-            dropped = list(pending.get("dropped_usage", []))
+        pending = run.take_pending(messages) or {}
+        if pending:
+            verdict, loop = Verdict(**pending["verdict"]), 0
+        start_rung = int(pending["rung"]) if pending else None
+        dropped = list(pending.get("dropped_usage", []))  # the stuck reply's, which help carries
         # Every rung followed by a weak call, and retries.
         max_calls, weak_calls, last_reply = 2 * len(self.policy.ladder) + 4, 0, None
         while True:
@@ -305,11 +300,7 @@ class _EscalatingStep:
             progress, new_from = rebuild_progress(
                 messages, self.detector, name=node, exact_indices=False
             )
-        escalator = self.escalators.get(node)
-        if escalator is None:
-            escalator = self.escalators[node] = Escalator(
-                self.expert, node=node, policy=self.policy, budget=self.budget, prices=self.prices
-            )
+        escalator = self.escalator(node=node)
         return _Run(node, state, config, escalator, progress, messages, saved is not None), new_from
 
     def _weak_attempt(self, run: _Run, *, last: bool) -> Steps[_Attempt]:
@@ -361,10 +352,8 @@ class _EscalatingStep:
     def _weak_call(self, run: _Run) -> Call[Any]:
         """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
         messages = run.working if self.scorer is None else self.scorer.prepare(run.working)
-        if isinstance(self.weak, ModelRef):
-            runnable, given = self._bound, messages
-        else:
-            runnable, given = self.weak, _with_messages(run.state, messages)
+        runnable = self._bound if isinstance(self.weak, ModelRef) else self.weak
+        given = messages if isinstance(self.weak, ModelRef) else _with_messages(run.state, messages)
         retry: dict[str, Any] = {
             "retries": self.policy.max_retries,
             "backoff_s": self.policy.retry_backoff_s,
