@@ -44,9 +44,7 @@ PENDING_KEY = "escalation_pending"
 
 DEFAULT_NODE_NAME = "agent"
 
-# The user's graph decides the state's type: a dict (TypedDict) or an object
-# (pydantic model, dataclass); the node reads it through ``_read``.
-State = Any
+State = Any  # the graph's: a dict (TypedDict) or an object (pydantic, dataclass); see ``_read``
 WeakStep = str | BaseChatModel | ModelRef | Runnable[Any, Any] | Callable[..., Any]
 # A weak call's verdict, loop span, dropped usage, and reply.
 _Attempt = tuple[Verdict, int, list[dict[str, Any]], AIMessage | None]
@@ -132,17 +130,14 @@ def _weak_of(weak: WeakStep, node: str) -> ModelRef | Runnable[Any, Any]:
 
 @dataclass
 class _Run:
-    """One invocation and its update, written only at the end, so a failure writes nothing.
-
-    ``working``, what the weak model reads, is the state's list until help changes it.
-    """
+    """One invocation and its update, written only at the end, so a failure writes nothing."""
 
     node: str
     state: State
     config: RunnableConfig
     escalator: Escalator
     progress: Progress
-    working: list[BaseMessage]
+    working: list[BaseMessage]  # what the weak model reads: the state's list until help comes
     with_state: bool  # the state has the ``EscalationState`` keys
     removals: list[RemoveMessage] = field(default_factory=list)
     added: list[BaseMessage] = field(default_factory=list)
@@ -310,15 +305,12 @@ class _EscalatingStep:
             reply, extra = self._reply((yield self._weak_call(run)), run.node)
         except GraphBubbleUp:
             raise  # your node's own interrupt() or Command(graph=PARENT) is not a failure
-        except _EmptyReplyError as error:
-            if last:
-                raise
-            return progress.exact(progress.detector.record_failure(str(error))), 0, [], None
         except Exception as error:
             if classify(error) == "fatal" or last:
                 raise  # a missing key is not being stuck; past the bound the error is the user's
-            failure = progress.detector.record_failure(f"the weak step raised {error!r}")
-            return progress.exact(failure), 0, [], None
+            raised = not isinstance(error, _EmptyReplyError)  # else: a failure, not an error
+            why = f"the weak step raised {error!r}" if raised else str(error)
+            return progress.exact(progress.detector.record_failure(why)), 0, [], None
         reply = yield from self._confidence(run, reply)
         verdict = conf.with_low_source(progress.detector.observe(reply), reply)
         if not verdict.stuck:

@@ -56,12 +56,10 @@ class Progress:
 
     def exact(self, verdict: Verdict) -> Verdict:
         """``verdict`` with indices from the conversation's start (see ``rebuild_progress``)."""
-        if not verdict.stuck or not self._shift:
+        if not verdict.stuck or not (shift := self._shift):
             return verdict
-        start = None if verdict.loop_start is None else verdict.loop_start + self._shift
-        return replace(
-            verdict, evidence=[i + self._shift for i in verdict.evidence], loop_start=start
-        )
+        start = None if verdict.loop_start is None else verdict.loop_start + shift
+        return replace(verdict, evidence=[i + shift for i in verdict.evidence], loop_start=start)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready dict saved in ``escalation_progress[name]``."""
