@@ -135,7 +135,6 @@ class _Run:
     node: str
     state: State
     config: RunnableConfig
-    escalator: Escalator
     progress: Progress
     working: list[BaseMessage]  # what the weak model reads: the state's list until help comes
     with_state: bool  # the state has the ``EscalationState`` keys
@@ -185,8 +184,7 @@ class _Run:
 
     def finish(self, reply: AIMessage | None = None) -> dict[str, Any]:
         """The state update, ending with the weak ``reply`` when one is kept."""
-        if reply is not None:
-            self.added.extend(conf.with_ids([reply]))
+        self.added.extend(conf.with_ids([] if reply is None else [reply]))
         last = self.added or self.working
         self.progress.last_id = (last[-1].id if last else None) or self.progress.last_id
         update: dict[str, Any] = {**self.extra, "messages": [*self.removals, *self.added]}
@@ -223,7 +221,7 @@ class _EscalatingStep:
         takeover = takeover_of(messages)
         if takeover is not None:
             going = replace(takeover, thread_id=thread_id_of(config), config=config)
-            help_ = yield from run.escalator.takeover_steps(going)
+            help_ = yield from self.escalator(node=run.node).takeover_steps(going)
             run.absorb(help_)
             if help_.takeover is not None:
                 return run.finish()
@@ -265,7 +263,7 @@ class _EscalatingStep:
 
     def _answer(self, run: _Run, situation: Situation) -> Steps[Any]:
         """Walk the ladder; the node's return value when the step ends here, else ``None``."""
-        help_ = yield from run.escalator.steps(situation)
+        help_ = yield from self.escalator(node=run.node).steps(situation)
         run.absorb(help_)
         if help_.deferred_rung is not None:
             pending = {"verdict": situation.verdict.to_dict(), "rung": help_.deferred_rung}
@@ -289,14 +287,12 @@ class _EscalatingStep:
             )
             raise ValueError(msg)
         saved = _read(state, PROGRESS_KEY)  # its keys are written only when the state has them
-        if saved is not None:
-            progress, new_from = load_progress(saved.get(node), messages, self.detector, name=node)
-        else:
-            progress, new_from = rebuild_progress(
-                messages, self.detector, name=node, exact_indices=False
-            )
-        escalator = self.escalator(node=node)
-        return _Run(node, state, config, escalator, progress, messages, saved is not None), new_from
+        progress, new_from = (
+            load_progress(saved.get(node), messages, self.detector, name=node)
+            if saved is not None
+            else rebuild_progress(messages, self.detector, name=node, exact_indices=False)
+        )
+        return _Run(node, state, config, progress, messages, saved is not None), new_from
 
     def _weak_attempt(self, run: _Run, *, last: bool) -> Steps[_Attempt]:
         """One weak call, fed to the detector; a call that fails counts as a failure."""
