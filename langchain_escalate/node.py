@@ -97,16 +97,14 @@ def create_escalating_node(
         >>> graph.invoke({"messages": [("user", "Capital of France?")]})["messages"][-1].content
         'Paris.'
     """
-    policy = policy or EscalationPolicy()
     weak_step = _weak_of(weak, name or DEFAULT_NODE_NAME)
     expert = Expert(strong, tools=tools)  # built now: a wrong kind of expert fails here
-    escalator = partial(Escalator, expert, policy=policy, budget=budget, prices=PriceBook(prices))
     step = _EscalatingStep(
         weak_step,
         list(tools or []),
-        cache(escalator),  # one per node name (keyword ``node``)
+        cache(partial(Escalator, expert, policy=policy, budget=budget, prices=PriceBook(prices))),
         detector=detector or DetectorConfig(),
-        policy=policy,
+        policy=policy or EscalationPolicy(),
         name=name,
         review_tools=conf.reviewed_tools(review_tools, confidence),
         scorer=conf.ConfidenceScorer(confidence) if confidence is not None else None,
@@ -201,7 +199,7 @@ class _EscalatingStep:
 
     weak: ModelRef | Runnable[Any, Any]
     tools: list[Any]
-    escalator: Callable[..., Escalator]
+    escalator: Callable[..., Escalator]  # one per node name (``node=``), cached
     detector: DetectorConfig
     policy: EscalationPolicy
     name: str | None
