@@ -1,17 +1,11 @@
-"""Logic written once for sync and async: a generator that yields its I/O.
-
-The logic yields ``Call`` objects, each the same I/O in a sync and an async
-flavour (a model call, a budget reservation); ``run_sync`` performs them with
-``Call.run``, ``run_async`` awaits ``Call.arun``.
+"""Logic written once for sync and async: a generator that yields its I/O as ``Call`` objects.
 
 Example:
-    >>> def double_of_answer():
-    ...     value = yield Call(lambda: 21, _async_21)
-    ...     return value * 2
-    >>> async def _async_21():
-    ...     return 21
-    >>> run_sync(double_of_answer())
-    42
+    >>> import asyncio
+    >>> def doubled():
+    ...     return (yield Call(lambda: 21, lambda: asyncio.sleep(0, 21))) * 2
+    >>> run_sync(doubled()), asyncio.run(run_async(doubled()))
+    (42, 42)
 """
 
 from __future__ import annotations
@@ -36,14 +30,8 @@ Steps = Generator[Call[Any], Any, T]
 
 
 def run_sync(steps: Steps[T]) -> T:
-    """Drive ``steps`` to its result, performing each ``Call`` synchronously.
-
-    A call's exception is thrown back into the logic, ``GraphBubbleUp``,
-    ``KeyboardInterrupt`` and cancellation included, so it can release what
-    it holds before they go on.
-    """
-    value: Any = None
-    error: BaseException | None = None
+    """Drive ``steps``, running each ``Call``; any error is thrown in, so the logic can clean up."""
+    value, error = None, cast("BaseException | None", None)
     while True:
         try:
             call = steps.throw(error) if error is not None else steps.send(value)
@@ -57,8 +45,7 @@ def run_sync(steps: Steps[T]) -> T:
 
 async def run_async(steps: Steps[T]) -> T:
     """Async twin of ``run_sync``: each ``Call`` is awaited."""
-    value: Any = None
-    error: BaseException | None = None
+    value, error = None, cast("BaseException | None", None)
     while True:
         try:
             call = steps.throw(error) if error is not None else steps.send(value)

@@ -1,8 +1,6 @@
 """What an escalation writes back: help messages with their records, pruning, the nudge.
 
-The messages an escalation adds carry their ``EscalationRecord`` (and the
-adapter's bookkeeping) in ``additional_kwargs`` under the keys below, so they
-survive in plain ``MessagesState`` and in any checkpointer.
+Records and bookkeeping ride in ``additional_kwargs``, so they survive any state and checkpointer.
 """
 
 from __future__ import annotations
@@ -12,12 +10,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
 
 from langchain_escalate.cost import PRUNED_USAGE_KEY, pruned_usage
-from langchain_escalate.expert.briefing import (
-    describe_call,
-    is_help_message,
-    truncate_middle,
-    turn_start,
-)
+from langchain_escalate.expert import briefing
 from langchain_escalate.records import ATTEMPTS_KEY, RECORD_KEY
 from langchain_escalate.redact import redact
 
@@ -31,10 +24,7 @@ LADDER_KEY = "escalation_ladder"
 """``additional_kwargs`` key: ``{"fired": n, "node": name}``: firings answered in the turn."""
 
 TAKEOVER_KEY = "escalation_takeover"
-"""``additional_kwargs`` key on a takeover step: ``{"step": k, "steps": n}``.
-
-The opening step (``step`` 0) also carries the ``"briefing"`` the later steps re-read.
-"""
+"""Key of a takeover step's mark, ``{"step": k, "steps": n}``; step 0 has the ``"briefing"``."""
 
 _NUDGE_LOOKBACK = 60  # messages read to name a loop in a nudge
 
@@ -52,7 +42,7 @@ def nudge_text(verdict: Verdict, messages: Sequence[BaseMessage]) -> str:
     if call is not None:
         parts.append(f"You called {call} {times} time{'s' if times != 1 else ''}.")
         if result:
-            parts.append(f"The last result was: {truncate_middle(result, 300)}")
+            parts.append(f"The last result was: {briefing.truncate_middle(result, 300)}")
         parts.append("Repeating it will not work.")
     parts.append(
         "Try something different (other arguments, another tool, or a different plan), "
@@ -66,27 +56,25 @@ def prune_loop(
 ) -> tuple[list[RemoveMessage], str]:
     """``RemoveMessage``s for the last ``loop_messages`` messages of a loop, and a summary line.
 
-    A person's messages and help messages stay, no ``AIMessage`` is parted
-    from its ``ToolMessage``s, and if a message has no id nothing is pruned.
+    A person's and help messages stay, no call loses its results, and an id-less message stops it.
     """
     end = len(messages)
-    start = max(end - loop_messages, turn_start(messages) + 1)
+    start = max(end - loop_messages, briefing.turn_start(messages) + 1)
     while start < end and isinstance(messages[start], ToolMessage):
         start += 1  # a tool result whose call would stay behind
     last = messages[end - 1] if end > start else None
     if isinstance(last, AIMessage) and last.tool_calls:
         end -= 1  # an unanswered call stays, with nothing of it removed
-    doomed = [
-        m for m in messages[start:end] if not is_help_message(m) and not isinstance(m, HumanMessage)
-    ]
+    span = messages[start:end]
+    doomed = [m for m in span if not (briefing.is_help_message(m) or isinstance(m, HumanMessage))]
     if not doomed or any(m.id is None for m in doomed):
         return [], ""
-    call, times, result = _last_action(messages[start:end])
+    call, times, result = _last_action(span)
     summary = f"(Removed {len(doomed)} earlier messages of a loop"
     if call is not None:
         summary += f": {call} was called {times} time{'s' if times != 1 else ''}"
         if result:
-            summary += f"; the last result was: {truncate_middle(result, 200)}"
+            summary += f"; the last result was: {briefing.truncate_middle(result, 200)}"
     return [RemoveMessage(id=str(m.id)) for m in doomed], redact(summary + ".)")
 
 
@@ -99,17 +87,13 @@ def prune_with_usage(
 ) -> tuple[list[RemoveMessage], str, dict[str, Any]]:
     """The removals, the summary, and the ``additional_kwargs`` carrying what they cost.
 
-    Without ``prune`` nothing is removed, but the usage of replies the host
-    dropped is carried all the same, so a run's summary still counts them.
+    Without ``prune`` nothing is removed, but the usage of replies the host dropped is carried.
     """
-    removals, summary = (
-        prune_loop(messages, loop_messages) if prune and loop_messages > 0 else ([], "")
-    )
+    pruning = prune and loop_messages > 0
+    removals, summary = prune_loop(messages, loop_messages) if pruning else ([], "")
     removed = {removal.id for removal in removals}
-    usage = {
-        str(entry["id"]): dict(entry)
-        for entry in [*pruned_usage(m for m in messages if m.id in removed), *dropped_usage]
-    }
+    entries = [*pruned_usage(m for m in messages if m.id in removed), *dropped_usage]
+    usage = {str(entry["id"]): dict(entry) for entry in entries}
     return removals, summary, {PRUNED_USAGE_KEY: list(usage.values())} if usage else {}
 
 
@@ -136,8 +120,7 @@ def stamp(
 ) -> Any:
     """A copy of ``message`` carrying its record, the rungs that could not run, and the ladder mark.
 
-    ``fired`` is the firings answered in the turn after this one (``None``: not a
-    firing, e.g. a later takeover step); the mark names ``record.node``.
+    The mark is ``fired`` (answered in the turn after this one) for ``record.node``; ``None``: none.
     """
     extra: dict[str, Any] = {RECORD_KEY: record.to_dict()}
     if attempts:
@@ -150,14 +133,12 @@ def stamp(
 def _last_action(messages: Sequence[BaseMessage]) -> tuple[str | None, int, str]:
     """The last tool call, how often it was made lately, and its last result."""
     last: str | None = None
-    result = ""
-    times = 0
+    result, times = "", 0
     for message in reversed(messages[-_NUDGE_LOOKBACK:]):
         if isinstance(message, ToolMessage) and last is None and not result:
             result = " ".join(str(message.text).split())
         elif isinstance(message, AIMessage) and message.tool_calls:
-            rendered = describe_call(message)
-            if last is None:
-                last = rendered
+            rendered = briefing.describe_call(message)
+            last = rendered if last is None else last
             times += rendered == last
     return last, times, result

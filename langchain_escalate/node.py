@@ -1,16 +1,13 @@
 """The escalating LangGraph node: a weak step watched by the stuck detector.
 
-Each step feeds the detector what arrived since the last one; when it says
-stuck, the ladder (``escalation.Escalator``) answers before a weak call is
-spent; otherwise the weak model acts, and its reply is checked too.
+When the detector says stuck, the ladder (``escalation.Escalator``) answers before a weak call.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, cached_property, partial
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -24,11 +21,11 @@ from langchain_escalate.cost import PriceBook, pruned_usage
 from langchain_escalate.detector import DetectorConfig, Verdict
 from langchain_escalate.drive import Call, Steps, run_async, run_sync
 from langchain_escalate.errors import acall_with_retries, call_with_retries, classify
-from langchain_escalate.escalation import Escalator, Help, Situation, TakeoverSituation
+from langchain_escalate.escalation import Escalator, Help, Situation
 from langchain_escalate.expert.expert import Expert
 from langchain_escalate.models import ModelRef
 from langchain_escalate.policy import EscalationPolicy
-from langchain_escalate.progress import Progress, feed, load_progress, loop_span, rebuild_progress
+from langchain_escalate.progress import feed, load_progress, loop_span, rebuild_progress
 from langchain_escalate.progress import takeover_in_progress as takeover_of
 from langchain_escalate.records import ESCALATIONS_KEY, PROGRESS_KEY
 from langchain_escalate.run_config import has_checkpointer, thread_id_of
@@ -39,6 +36,7 @@ if TYPE_CHECKING:
     from langchain_escalate.budget import Budget
     from langchain_escalate.cost import ModelPrice
     from langchain_escalate.expert.expert import ExpertSpec
+    from langchain_escalate.progress import Progress
     from langchain_escalate.records import EscalationRecord
 
 PENDING_KEY = "escalation_pending"
@@ -46,10 +44,10 @@ PENDING_KEY = "escalation_pending"
 
 DEFAULT_NODE_NAME = "agent"
 
-# The user's graph decides the state's type: a dict (TypedDict) or an object
-# (pydantic model, dataclass); the node reads it through ``_read``.
-State = Any
+State = Any  # the graph's: a dict (TypedDict) or an object (pydantic, dataclass); see ``_read``
 WeakStep = str | BaseChatModel | ModelRef | Runnable[Any, Any] | Callable[..., Any]
+# A weak call's verdict, loop span, dropped usage, and reply.
+_Attempt = tuple[Verdict, int, list[dict[str, Any]], AIMessage | None]
 
 
 def create_escalating_node(
@@ -99,194 +97,114 @@ def create_escalating_node(
         >>> graph.invoke({"messages": [("user", "Capital of France?")]})["messages"][-1].content
         'Paris.'
     """
-    policy = policy or EscalationPolicy()
-    scorer = conf.ConfidenceScorer(confidence) if confidence is not None else None
+    weak_step = _weak_of(weak, name or DEFAULT_NODE_NAME)
+    expert = Expert(strong, tools=tools)  # built now: a wrong kind of expert fails here
     step = _EscalatingStep(
-        _Weak(weak, tools=tools, node=name or DEFAULT_NODE_NAME, policy=policy, scorer=scorer),
-        Expert(strong, tools=tools),  # built now: a wrong kind of expert fails here
+        weak_step,
+        list(tools or []),
+        cache(partial(Escalator, expert, policy=policy, budget=budget, prices=PriceBook(prices))),
         detector=detector or DetectorConfig(),
-        policy=policy,
-        budget=budget,
-        prices=PriceBook(prices),  # so do malformed prices
+        policy=policy or EscalationPolicy(),
         name=name,
         review_tools=conf.reviewed_tools(review_tools, confidence),
+        scorer=conf.ConfidenceScorer(confidence) if confidence is not None else None,
     )
     return RunnableLambda(step.invoke, afunc=step.ainvoke, name=name or "escalating_node")
 
 
-class _Weak:
-    """The weak step: a chat model bound to tools, or the user's own node."""
-
-    def __init__(
-        self,
-        weak: Any,
-        *,
-        tools: Sequence[Any] | None,
-        node: str,
-        policy: EscalationPolicy,
-        scorer: conf.ConfidenceScorer | None,
-    ) -> None:
-        self._tools, self._policy, self.scorer = list(tools or []), policy, scorer
-        self._model: ModelRef | None = None
-        self._node: Runnable[Any, Any] | None = None
-        self._bound: Runnable[Any, Any] | None = None
-        self._lock = threading.Lock()
-        if isinstance(weak, (str, BaseChatModel, ModelRef)):
-            self._model = ModelRef(weak)
-        elif isinstance(weak, Runnable):
-            self._node = weak
-        elif callable(weak):
-            self._node = RunnableLambda(weak)
-        else:
-            msg = (
-                f"node {node!r}: weak must be a model string ('provider:model' or "
-                "'provider/model'), a BaseChatModel, or your own node (a callable or Runnable "
-                f"from state to update), got {type(weak).__name__}"
-            )
-            raise TypeError(msg)
-
-    def call(self, state: State, messages: list[BaseMessage], config: RunnableConfig) -> Call[Any]:
-        """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
-        if self.scorer is not None:
-            messages = self.scorer.prepare(messages)  # the verbalized instruction, when on
-        if self._node is None:
-            runnable, given = self._model_runnable(), messages
-        else:
-            runnable, given = self._node, _with_messages(state, messages)
-        what = f"weak step of node {config.get('metadata', {}).get('langgraph_node', '')!r}"
-        retry = partial(call_with_retries, retries=self._policy.max_retries, what=what)
-        aretry = partial(acall_with_retries, retries=self._policy.max_retries, what=what)
-        backoff = self._policy.retry_backoff_s
-        return Call(
-            lambda: retry(lambda: runnable.invoke(given, config), backoff_s=backoff),
-            lambda: aretry(lambda: runnable.ainvoke(given, config), backoff_s=backoff),
-        )
-
-    def reply(self, result: Any, node: str) -> tuple[AIMessage, dict[str, Any]]:
-        return _reply_of(result, node, is_model=self._node is None)
-
-    def scored(
-        self,
-        scorer: conf.ConfidenceScorer,
-        reply: AIMessage,
-        state: State,
-        messages: list[BaseMessage],
-        config: RunnableConfig,
-    ) -> Call[conf.ConfidenceResult]:
-        """Score ``reply``; ``consistency`` draws its extra samples from this weak step."""
-        again = self.call(state, messages, config)
-        node = str(config.get("metadata", {}).get("langgraph_node", ""))
-
-        async def asample() -> AIMessage:
-            return self.reply(await again.arun(), node)[0]
-
-        return Call(
-            lambda: scorer.score(reply, state, resample=lambda: self.reply(again.run(), node)[0]),
-            lambda: scorer.ascore(reply, state, resample=asample),
-        )
-
-    def _model_runnable(self) -> Runnable[Any, Any]:
-        with self._lock:  # resolved and bound once, at first use
-            if self._bound is None and self._model is not None:
-                model = self._model.get()
-                bound: Runnable[Any, Any] = model.bind_tools(self._tools) if self._tools else model
-                if self.scorer is not None and "logprobs" in self.scorer.config.sources:
-                    bound = bound.bind(logprobs=True)  # passed on where the provider can
-                self._bound = bound
-            return cast("Runnable[Any, Any]", self._bound)
+def _weak_of(weak: WeakStep, node: str) -> ModelRef | Runnable[Any, Any]:
+    """A model, bound to the tools at first use, or the user's own node."""
+    if isinstance(weak, (str, BaseChatModel, ModelRef)):
+        return ModelRef(weak)
+    if isinstance(weak, Runnable) or callable(weak):
+        return weak if isinstance(weak, Runnable) else RunnableLambda(weak)
+    msg = (
+        f"node {node!r}: weak must be a model string ('provider:model' or "
+        "'provider/model'), a BaseChatModel, or your own node (a callable or Runnable "
+        f"from state to update), got {type(weak).__name__}"
+    )
+    raise TypeError(msg)
 
 
-class _Outcome:
-    """What the step will write, kept apart until the end so that a failure writes nothing.
+@dataclass
+class _Run:
+    """One invocation and its update, written only at the end, so a failure writes nothing."""
 
-    ``working`` is the conversation as the weak model will read it: the
-    state's own list until help changes it, so a healthy step copies nothing.
-    """
-
-    def __init__(self, messages: list[BaseMessage]) -> None:
-        self.working = messages
-        self.removals: list[RemoveMessage] = []
-        self.added: list[BaseMessage] = []
-        self.records: list[EscalationRecord] = []
-        self.extra: dict[str, Any] = {}
-
-    @property
-    def last_id(self) -> str | None:
-        """Id of the conversation's last message once the update is applied."""
-        last = self.added or self.working
-        return last[-1].id if last else None
+    node: str
+    state: State
+    config: RunnableConfig
+    progress: Progress
+    working: list[BaseMessage]  # what the weak model reads: the state's list until help comes
+    with_state: bool  # the state has the ``EscalationState`` keys
+    removals: list[RemoveMessage] = field(default_factory=list)
+    added: list[BaseMessage] = field(default_factory=list)
+    records: list[EscalationRecord] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def absorb(self, help_: Help) -> None:
+        gone = {r.id for r in help_.removals}
+        self.working = [m for m in self.working if m.id not in gone]
+        self.added = [m for m in self.added if m.id not in gone]
+        self.removals.extend(help_.removals)
         self.records.extend(help_.records)
-        if help_.removals:
-            gone = {r.id for r in help_.removals}
-            self.working = [m for m in self.working if m.id not in gone]
-            self.added = [m for m in self.added if m.id not in gone]
-            self.removals.extend(help_.removals)
-        self.add(help_.messages, visible=True)
+        self.added.extend(conf.with_ids(help_.messages))  # our ids: the next step finds its end
+        self.working = [*self.working, *help_.messages]
 
     def replace_last(self, message: BaseMessage) -> None:
         """Replace the last message by one with its id (``add_messages`` replaces it)."""
         self.working = [*self.working[:-1], message]
         self.added = [*(m for m in self.added if m.id != message.id), message]
 
-    def add(self, messages: Sequence[BaseMessage], *, visible: bool) -> None:
-        """Add to the update (``visible``: and to what the weak model reads next)."""
-        self.added.extend(conf.with_ids(messages))  # our ids: the next step finds where this ended
-        if visible and messages:
-            self.working = [*self.working, *messages]
+    def take_pending(self, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
+        """A ``human`` rung deferred by the previous step, if any (its marker cleared)."""
+        if self.with_state:
+            pending, self.progress.pending = self.progress.pending, None
+            return pending
+        if not messages or PENDING_KEY not in messages[-1].additional_kwargs:
+            return None
+        kwargs = dict(messages[-1].additional_kwargs)
+        pending = kwargs.pop(PENDING_KEY)
+        self.replace_last(messages[-1].model_copy(update={"additional_kwargs": kwargs}))
+        return dict(pending)
 
+    def defer(self, pending: dict[str, Any]) -> Command[Any]:
+        """End the step; the next one runs the ``human`` rung before any model call.
 
-@dataclass
-class _Invocation:
-    """What one invocation of the node works with."""
+        A resume replays the whole step: in a fresh step, this one's calls are not paid twice.
+        """
+        if self.with_state:
+            self.progress.pending = pending
+        else:  # plain MessagesState has nowhere else to keep it: the last message carries it
+            last = self.working[-1]
+            extra = {**last.additional_kwargs, PENDING_KEY: pending}
+            self.replace_last(last.model_copy(update={"additional_kwargs": extra}))
+        return Command(update=self.finish(), goto=self.node)
 
-    node: str
-    state: State
-    config: RunnableConfig
-    with_state: bool
-    with_records: bool
-    escalator: Escalator
-    progress: Progress
-    out: _Outcome
-
-    def situation(self, verdict: Verdict, loop: int, **kwargs: Any) -> Situation:
-        return Situation(
-            verdict=verdict,
-            messages=self.out.working,
-            times_fired=self.progress.fired,
-            loop_messages=loop,
-            thread_id=thread_id_of(self.config),
-            can_interrupt=has_checkpointer(self.config),
-            config=self.config,
-            **kwargs,
-        )
-
-
-@dataclass
-class _Attempt:
-    """One weak call: its reply (``None`` when it failed) and the detector's verdict."""
-
-    verdict: Verdict
-    loop: int = 0
-    reply: AIMessage | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    dropped_usage: list[dict[str, Any]] = field(default_factory=list)
+    def finish(self, reply: AIMessage | None = None) -> dict[str, Any]:
+        """The state update, ending with the weak ``reply`` when one is kept."""
+        self.added.extend(conf.with_ids([] if reply is None else [reply]))
+        last = self.added or self.working
+        self.progress.last_id = (last[-1].id if last else None) or self.progress.last_id
+        update: dict[str, Any] = {**self.extra, "messages": [*self.removals, *self.added]}
+        if self.with_state:
+            if _read(self.state, ESCALATIONS_KEY) is not None:
+                update[ESCALATIONS_KEY] = [record.to_dict() for record in self.records]
+            update[PROGRESS_KEY] = {self.node: self.progress.to_dict()}
+        return update
 
 
 @dataclass
 class _EscalatingStep:
     """One invocation of the node, written once for sync and async."""
 
-    weak: _Weak
-    expert: Expert
+    weak: ModelRef | Runnable[Any, Any]
+    tools: list[Any]
+    escalator: Callable[..., Escalator]  # one per node name (``node=``), cached
     detector: DetectorConfig
     policy: EscalationPolicy
-    budget: Budget | None
-    prices: PriceBook
     name: str | None
     review_tools: frozenset[str]
-    escalators: dict[str, Escalator] = field(default_factory=dict)
+    scorer: conf.ConfidenceScorer | None
 
     def invoke(self, state: State, config: RunnableConfig) -> Any:
         return run_sync(self._run(state, config))
@@ -295,178 +213,176 @@ class _EscalatingStep:
         return await run_async(self._run(state, config))
 
     def _run(self, state: State, config: RunnableConfig) -> Steps[Any]:
-        run, messages, new_from = self._start(state, config)
+        run, new_from = self._start(state, config)
+        messages = run.working
         verdict, loop = feed(run.progress, messages, new_from)
         takeover = takeover_of(messages)
         if takeover is not None:
-            help_ = yield from run.escalator.takeover_steps(
-                TakeoverSituation(
-                    briefing=takeover.briefing,
-                    steps_so_far=takeover.steps_so_far,
-                    step=takeover.step,
-                    verdict=takeover.verdict,
-                    thread_id=thread_id_of(config),
-                    config=config,
-                )
-            )
-            run.out.absorb(help_)
+            going = replace(takeover, thread_id=thread_id_of(config), config=config)
+            help_ = yield from self.escalator(node=run.node).takeover_steps(going)
+            run.absorb(help_)
             if help_.takeover is not None:
-                return self._finish(run)
+                return run.finish()
             verdict = Verdict()  # the budget or the expert ended it: the weak model resumes
-        start_rung: int | None = None
-        dropped: list[dict[str, Any]] = []  # usage of the stuck reply the ladder answers
-        pending = self._pending(run, messages)
-        if pending is not None:
-            verdict, loop, start_rung = Verdict(**pending["verdict"]), 0, int(pending["rung"])
-            dropped = list(pending.get("dropped_usage", []))
-        weak_calls, last_reply = 0, cast("AIMessage | None", None)
+        pending = run.take_pending(messages) or {}
+        if pending:
+            verdict, loop = Verdict(**pending["verdict"]), 0
+        start_rung = int(pending["rung"]) if pending else None
+        dropped = list(pending.get("dropped_usage", []))  # the stuck reply's, which help carries
+        # Every rung followed by a weak call, and retries.
+        max_calls, weak_calls, last_reply = 2 * len(self.policy.ladder) + 4, 0, None
         while True:
             if verdict.stuck:
-                situation = run.situation(
-                    verdict,
-                    loop,
+                situation = Situation(
+                    verdict=verdict,
+                    messages=run.working,
+                    times_fired=run.progress.fired,
+                    loop_messages=loop,
+                    thread_id=thread_id_of(config),
+                    can_interrupt=has_checkpointer(config),
                     model_called=weak_calls > 0,
                     start_rung=start_rung,
+                    config=config,
                     dropped_usage=dropped,
                 )
                 start_rung = None
                 ended = yield from self._answer(run, situation)
                 if ended is not None:
                     return ended
-            if weak_calls >= self._max_weak_calls and last_reply is not None:
-                run.out.add([last_reply], visible=False)  # the ladder did not help: keep it
-                return self._finish(run)
+            if weak_calls >= max_calls and last_reply is not None:
+                return run.finish(last_reply)  # the ladder did not help: keep it
             weak_calls += 1
-            attempt = yield from self._weak_attempt(run, last=weak_calls >= self._max_weak_calls)
-            verdict, loop, dropped = attempt.verdict, attempt.loop, attempt.dropped_usage
-            if attempt.reply is None:
-                continue
-            last_reply = attempt.reply
-            if not verdict.stuck:
-                run.out.extra.update(attempt.extra)
-                run.out.add([attempt.reply], visible=False)
-                return self._finish(run)
+            attempt = yield from self._weak_attempt(run, last=weak_calls >= max_calls)
+            verdict, loop, dropped, reply = attempt
+            if reply is not None:
+                last_reply = reply
+                if not verdict.stuck:
+                    return run.finish(reply)
 
-    def _answer(self, run: _Invocation, situation: Situation) -> Steps[Any]:
+    def _answer(self, run: _Run, situation: Situation) -> Steps[Any]:
         """Walk the ladder; the node's return value when the step ends here, else ``None``."""
-        help_ = yield from run.escalator.steps(situation)
-        run.out.absorb(help_)
+        help_ = yield from self.escalator(node=run.node).steps(situation)
+        run.absorb(help_)
         if help_.deferred_rung is not None:
             pending = {"verdict": situation.verdict.to_dict(), "rung": help_.deferred_rung}
             if situation.dropped_usage:  # nothing added carries it: the deferred rung's step will
                 pending["dropped_usage"] = list(situation.dropped_usage)
-            return self._defer(run, pending)
+            return run.defer(pending)
         run.progress.answered()
-        return self._finish(run) if help_.stopped or help_.takeover is not None else None
+        return run.finish() if help_.stopped or help_.takeover is not None else None
 
-    def _start(
-        self, state: State, config: RunnableConfig
-    ) -> tuple[_Invocation, list[BaseMessage], int]:
-        node = self.name or str((config.get("metadata") or {}).get("langgraph_node") or "")
-        node = node or DEFAULT_NODE_NAME
-        messages = _messages_of(state, node)
+    def _start(self, state: State, config: RunnableConfig) -> tuple[_Run, int]:
+        metadata = config.get("metadata") or {}
+        node = self.name or str(metadata.get("langgraph_node") or DEFAULT_NODE_NAME)
+        messages = _read(state, "messages")
+        # Only the last message is checked: the check must not grow with the history.
+        if not isinstance(messages, list) or (
+            messages and not isinstance(messages[-1], BaseMessage)
+        ):
+            msg = (
+                f"node {node!r}: the state has no 'messages' list of LangChain messages; use a "
+                "state with a messages channel, e.g. MessagesState or EscalationState"
+            )
+            raise ValueError(msg)
         saved = _read(state, PROGRESS_KEY)  # its keys are written only when the state has them
-        if saved is not None:
-            progress, new_from = load_progress(saved.get(node), messages, self.detector, name=node)
-        else:
-            progress, new_from = rebuild_progress(
-                messages, self.detector, name=node, exact_indices=False
-            )
-        if node not in self.escalators:
-            self.escalators[node] = Escalator(
-                self.expert, node=node, policy=self.policy, budget=self.budget, prices=self.prices
-            )
-        with_records = _read(state, ESCALATIONS_KEY) is not None
-        escalator, outcome = self.escalators[node], _Outcome(messages)
-        run = _Invocation(
-            node, state, config, saved is not None, with_records, escalator, progress, outcome
+        progress, new_from = (
+            load_progress(saved.get(node), messages, self.detector, name=node)
+            if saved is not None
+            else rebuild_progress(messages, self.detector, name=node, exact_indices=False)
         )
-        return run, messages, new_from
+        return _Run(node, state, config, progress, messages, saved is not None), new_from
 
-    @property
-    def _max_weak_calls(self) -> int:
-        return 2 * len(self.policy.ladder) + 4  # every rung followed by a weak call, and retries
-
-    def _weak_attempt(self, run: _Invocation, *, last: bool) -> Steps[_Attempt]:
+    def _weak_attempt(self, run: _Run, *, last: bool) -> Steps[_Attempt]:
         """One weak call, fed to the detector; a call that fails counts as a failure."""
-        detector, progress = run.progress.detector, run.progress
+        progress = run.progress
         try:
-            result = yield self.weak.call(run.state, run.out.working, run.config)
+            reply, extra = self._reply((yield self._weak_call(run)), run.node)
         except GraphBubbleUp:
             raise  # your node's own interrupt() or Command(graph=PARENT) is not a failure
         except Exception as error:
             if classify(error) == "fatal" or last:
                 raise  # a missing key is not being stuck; past the bound the error is the user's
-            failure = detector.record_failure(f"the weak step raised {error!r}")
-            return _Attempt(progress.exact(failure))
-        try:
-            reply, extra = self.weak.reply(result, run.node)
-        except _EmptyReplyError as error:
-            verdict = progress.exact(detector.record_failure(str(error)))
-            if last:
-                raise
-            return _Attempt(verdict)
+            raised = not isinstance(error, _EmptyReplyError)  # else: a failure, not an error
+            why = f"the weak step raised {error!r}" if raised else str(error)
+            return progress.exact(progress.detector.record_failure(why)), 0, [], None
         reply = yield from self._confidence(run, reply)
-        verdict = conf.with_low_source(detector.observe(reply), reply)
+        verdict = conf.with_low_source(progress.detector.observe(reply), reply)
         if not verdict.stuck:
             verdict = conf.review_verdict(reply, self.review_tools, self.detector.low_confidence)
         kept = conf.without_verbalized(reply)
-        attempt = _Attempt(verdict=verdict, reply=kept, extra=extra)
-        if verdict.stuck:
-            # The stuck reply is not kept: the help that answers it carries its usage.
-            attempt.loop = loop_span(progress, verdict, run.out.working, dropped=1)
-            attempt.dropped_usage = pruned_usage([kept, reply])
-            attempt.verdict = progress.exact(verdict)
-        return attempt
+        if not verdict.stuck:
+            run.extra.update(extra)
+            return verdict, 0, [], kept
+        # The stuck reply is not kept: the help that answers it carries its usage.
+        loop = loop_span(progress, verdict, run.working, dropped=1)
+        return progress.exact(verdict), loop, pruned_usage([kept, reply]), kept
 
-    def _confidence(self, run: _Invocation, reply: AIMessage) -> Steps[AIMessage]:
+    def _confidence(self, run: _Run, reply: AIMessage) -> Steps[AIMessage]:
         """The reply with its combined confidence: final replies and calls under review."""
-        scorer = self.weak.scorer
+        scorer = self.scorer
         if scorer is None or not conf.needs_score(reply, self.review_tools):
             return reply
-        result = yield self.weak.scored(scorer, reply, run.state, run.out.working, run.config)
-        kept: AIMessage = (
-            result.kept_reply()
-        )  # the reply kept (or the help) carries the samples' usage
-        return kept
+        again = self._weak_call(run)  # ``consistency`` draws its samples from the weak step
 
-    @staticmethod
-    def _pending(run: _Invocation, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
-        """A ``human`` rung deferred by the previous step, if any (its marker cleared)."""
-        if run.with_state:
-            pending, run.progress.pending = run.progress.pending, None
-            return pending
-        if not messages or PENDING_KEY not in messages[-1].additional_kwargs:
-            return None
-        kwargs = dict(messages[-1].additional_kwargs)
-        pending = kwargs.pop(PENDING_KEY)
-        run.out.replace_last(messages[-1].model_copy(update={"additional_kwargs": kwargs}))
-        return dict(pending)
+        async def aresample() -> AIMessage:
+            return self._reply(await again.arun(), run.node)[0]
 
-    def _defer(self, run: _Invocation, pending: dict[str, Any]) -> Command[Any]:
-        """End the step; the next one runs the ``human`` rung before any model call.
+        result: conf.ConfidenceResult = yield Call(
+            lambda: scorer.score(
+                reply, run.state, resample=lambda: self._reply(again.run(), run.node)[0]
+            ),
+            lambda: scorer.ascore(reply, run.state, resample=aresample),
+        )
+        return result.kept_reply()  # the reply kept (or the help) carries the samples' usage
 
-        A resume replays the whole step: asking in a fresh step means the model
-        calls of this one are never made (or paid) twice.
-        """
-        if run.with_state:
-            run.progress.pending = pending
-        else:  # plain MessagesState has nowhere else to keep it: the last message carries it
-            last = run.out.working[-1]
-            extra = {**last.additional_kwargs, PENDING_KEY: pending}
-            run.out.replace_last(last.model_copy(update={"additional_kwargs": extra}))
-        return Command(update=self._finish(run), goto=run.node)
+    def _weak_call(self, run: _Run) -> Call[Any]:
+        """The weak call, transient errors retried: a model gives an AIMessage, a node an update."""
+        messages = run.working if self.scorer is None else self.scorer.prepare(run.working)
+        runnable = self._bound if isinstance(self.weak, ModelRef) else self.weak
+        given = messages if isinstance(self.weak, ModelRef) else _with_messages(run.state, messages)
+        retry: dict[str, Any] = {
+            "retries": self.policy.max_retries,
+            "backoff_s": self.policy.retry_backoff_s,
+            "what": f"weak step of node {run.node!r}",
+        }
+        return Call(
+            lambda: call_with_retries(lambda: runnable.invoke(given, run.config), **retry),
+            lambda: acall_with_retries(lambda: runnable.ainvoke(given, run.config), **retry),
+        )
 
-    @staticmethod
-    def _finish(run: _Invocation) -> dict[str, Any]:
-        out, progress = run.out, run.progress
-        progress.last_id = out.last_id or progress.last_id
-        update: dict[str, Any] = {**out.extra, "messages": [*out.removals, *out.added]}
-        if run.with_state:
-            if run.with_records:
-                update[ESCALATIONS_KEY] = [record.to_dict() for record in out.records]
-            update[PROGRESS_KEY] = {run.node: progress.to_dict()}
-        return update
+    def _reply(self, result: Any, node: str) -> tuple[AIMessage, dict[str, Any]]:
+        """The weak step's reply and the other keys of a user's node update."""
+        model = isinstance(self.weak, ModelRef)
+        if not model and not isinstance(result, Mapping):
+            msg = (
+                f"node {node!r}: your weak node must return a state update dict with 'messages', "
+                f"got {type(result).__name__}"
+            )
+            raise TypeError(msg)
+        written = [result] if model else result.get("messages")
+        written = written if isinstance(written, list) else [written] if written else []
+        reply = next((m for m in reversed(written) if isinstance(m, AIMessage)), None)
+        if reply is None and model:
+            msg = (
+                f"node {node!r}: the weak model returned {type(result).__name__}, not an AIMessage"
+            )
+            raise _EmptyReplyError(msg)
+        if reply is None:
+            msg = f"node {node!r}: your weak node's update has no AIMessage"
+            raise _EmptyReplyError(msg)
+        if not reply.tool_calls and not str(reply.text).strip():
+            msg = f"node {node!r}: the weak step returned an empty reply"
+            raise _EmptyReplyError(msg)
+        return reply, {} if model else {k: v for k, v in result.items() if k != "messages"}
+
+    @cached_property
+    def _bound(self) -> Runnable[Any, Any]:
+        """The weak model, built and bound to the tools at first use."""
+        model = cast("ModelRef", self.weak).get()
+        bound: Runnable[Any, Any] = model.bind_tools(self.tools) if self.tools else model
+        if self.scorer is not None and "logprobs" in self.scorer.config.sources:
+            bound = bound.bind(logprobs=True)  # passed on where the provider can
+        return bound
 
 
 class _EmptyReplyError(ValueError):
@@ -485,42 +401,3 @@ def _with_messages(state: Any, messages: list[BaseMessage]) -> Any:
     if hasattr(state, "model_copy"):
         return state.model_copy(update={"messages": messages})
     return replace(state, messages=messages)
-
-
-def _messages_of(state: State, node: str) -> list[BaseMessage]:
-    messages = _read(state, "messages")
-    # Only the last message is checked: the check must not grow with the history.
-    if not isinstance(messages, list) or (messages and not isinstance(messages[-1], BaseMessage)):
-        msg = (
-            f"node {node!r}: the state has no 'messages' list of LangChain messages; use a state "
-            "with a messages channel, e.g. MessagesState or EscalationState"
-        )
-        raise ValueError(msg)
-    return messages
-
-
-def _reply_of(result: Any, node: str, *, is_model: bool) -> tuple[AIMessage, dict[str, Any]]:
-    """The weak step's reply and the other keys of a user's node update."""
-    if is_model and not isinstance(result, AIMessage):
-        msg = f"node {node!r}: the weak model returned {type(result).__name__}, not an AIMessage"
-        raise _EmptyReplyError(msg)
-    if is_model:
-        reply, extra = result, {}
-    elif not isinstance(result, Mapping):
-        msg = (
-            f"node {node!r}: your weak node must return a state update dict with 'messages', "
-            f"got {type(result).__name__}"
-        )
-        raise TypeError(msg)
-    else:
-        written = result.get("messages")
-        written = written if isinstance(written, list) else [written] if written else []
-        replies = [m for m in written if isinstance(m, AIMessage)]
-        if not replies:
-            msg = f"node {node!r}: your weak node's update has no AIMessage"
-            raise _EmptyReplyError(msg)
-        reply, extra = replies[-1], {k: v for k, v in result.items() if k != "messages"}
-    if not reply.tool_calls and not str(reply.text).strip():
-        msg = f"node {node!r}: the weak step returned an empty reply"
-        raise _EmptyReplyError(msg)
-    return reply, extra
