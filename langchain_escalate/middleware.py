@@ -158,8 +158,9 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if pending:  # a stuck final reply (after_model), or a rung deferred earlier
             verdict, loop = Verdict(**pending["verdict"]), int(pending.get("loop", 0))
         if not verdict.stuck:
-            return _progress_update(self._name, progress, saved)
-        start_rung, dropped = pending.get("rung"), list(pending.get(DROPPED_FIELD, []))
+            return self._progress_update(progress, saved)
+        policy, dropped = self._escalator.policy, list(pending.get(DROPPED_FIELD, []))
+        first = pending.get("rung", policy.start_index(progress.fired))  # the walk starts there
         help_ = yield from self._escalator.steps(
             Situation(
                 verdict=verdict,
@@ -168,15 +169,13 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
                 loop_messages=loop,
                 thread_id=thread_id_of(config),
                 can_interrupt=has_checkpointer(config),
-                start_rung=start_rung,
+                start_rung=first,
                 config=config,
                 host_takes_over=True,
                 dropped_usage=dropped,
             )
         )
         if help_.host_takeover:  # wrap_model_call takes the first step, carrying `dropped`
-            policy = self._escalator.policy
-            first = policy.start_index(progress.fired) if start_rung is None else start_rung
             rung = policy.ladder.index("escalate", first)  # where the walk stopped
             progress.pending = {"verdict": verdict.to_dict(), "rung": rung, "takeover": True}
             progress.pending[DROPPED_FIELD] = dropped
@@ -184,7 +183,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if added := with_ids(help_.messages):
             progress.last_id = added[-1].id
         update: dict[str, Any] = {
-            "messages": help_.updates,
+            "messages": [*help_.removals, *help_.messages],
             ESCALATIONS_KEY: [record.to_dict() for record in help_.records],
             PROGRESS_KEY: {self._name: progress.to_dict()},
         }
@@ -249,7 +248,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
                 PROGRESS_KEY: {self._name: progress.to_dict()},
                 "jump_to": "model",
             }
-        update = _progress_update(self._name, progress, saved) or {}
+        update = self._progress_update(progress, saved) or {}
         if (stripped := without_verbalized(reply)) is not reply:
             update["messages"] = [stripped]
         return update or None
@@ -307,6 +306,11 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         update = {PROGRESS_KEY: {self._name: entry}, ESCALATIONS_KEY: [record.to_dict()]}
         return ExtendedModelResponse(model_response=result, command=Command(update=update))
 
+    def _progress_update(self, progress: Progress, saved: dict[str, Any]) -> dict[str, Any] | None:
+        """This middleware's progress as a state update, or ``None`` when it did not change."""
+        current = progress.to_dict()
+        return None if current == saved else {PROGRESS_KEY: {self._name: current}}
+
     def _scored_call(
         self, scorer: ConfidenceScorer, request: ModelRequest[Any], call: _Handler
     ) -> Steps[ModelResponse[Any]]:
@@ -331,14 +335,6 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         kept = result.kept_reply()  # if it is dropped, the help carries the samples' usage
         messages = [kept if message is reply else message for message in response.result]
         return ModelResponse(result=messages, structured_response=response.structured_response)
-
-
-def _progress_update(
-    name: str, progress: Progress, saved: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """This middleware's progress as a state update, or ``None`` when it did not change."""
-    current = progress.to_dict()
-    return None if current == dict(saved) else {PROGRESS_KEY: {name: current}}
 
 
 def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:

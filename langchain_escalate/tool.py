@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -35,8 +34,7 @@ DEFAULT_DESCRIPTION = (
 MIN_BRIEFING_TOKENS = 200  # the smallest briefing bound, as for EscalationPolicy's
 _USED_OUTCOMES = frozenset({"answered", "expert_failed"})  # the strong model was called
 _IN_FLIGHT_STEPS = 256  # steps whose parallel calls' uses are kept while their records land
-# Outside a graph no runtime is injected; ToolRuntime must stay the parameter's declared type
-# (an Optional hides it from LangChain's injection), so the default is a typed None.
+# Outside a graph no runtime is injected; an Optional would hide it from LangChain's injection.
 _OUTSIDE_GRAPH = cast("ToolRuntime[Any, Any]", None)
 _Result = Command[Any] | ToolMessage | str
 
@@ -63,13 +61,12 @@ def create_ask_expert_tool(
 ) -> BaseTool:
     """Create a tool the weak model calls to ask the strong model for help.
 
-    In a graph it briefs the strong model on the conversation (docs/tool.md) and answers
-    with a ``ToolMessage`` carrying its ``EscalationRecord``; called directly, it returns
-    the answer text. Limits answer with a result the model can read, never an exception.
+    In a graph it briefs the strong model on the conversation (docs/tool.md) and answers with
+    a ``ToolMessage`` carrying its ``EscalationRecord``; called directly, with the text. Limits
+    answer with a result the model can read, never an exception.
 
     Args:
-        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
-            (resolved at first use), a ``BaseChatModel``, or a compiled graph.
+        strong: The expert: ``"provider:model"`` (resolved at first use), a chat model or a graph.
         name: The tool's name, as the weak model sees it.
         description: What the weak model reads about the tool.
         max_uses: Answers allowed per thread (``None``: unlimited); refused calls do not count.
@@ -113,16 +110,16 @@ def create_ask_expert_tool(
 
 @dataclass
 class _Asker:
-    """Count the use, ask the escalator, shape the reply (``node`` is the tool's name).
+    """Count the use, ask the escalator, shape the reply; ``escalator.node`` is the tool's name.
 
-    ``max_uses`` is exact under parallel calls: answered uses come from the records in the
-    conversation, those of the step in progress from a count under a lock.
+    ``max_uses`` is exact under parallel calls: answered uses are read from the records in the
+    conversation, those of the step in progress counted in ``taken`` under a lock.
     """
 
     escalator: Escalator
     max_uses: int | None
     max_tokens: int
-    taken: OrderedDict[tuple[str | None, int], int] = field(default_factory=OrderedDict)
+    taken: dict[tuple[str | None, int], int] = field(default_factory=dict)  # oldest first
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(
@@ -137,15 +134,13 @@ class _Asker:
         """The tool's ``coroutine``."""
         return await run_async(self._ask(question, context, runtime))
 
-    def _ask(
-        self, question: str, context: str | None, runtime: ToolRuntime | None
-    ) -> Steps[_Result]:
+    def _ask(self, question: str, context: str | None, runtime: ToolRuntime) -> Steps[_Result]:
         graph = runtime if runtime is not None and runtime.tool_call_id is not None else None
         messages = _before_call(graph) if graph else []
         config = graph.config if graph else None
         step = (thread_id_of(config), len(messages))  # parallel calls of one step share it
-        refusal = self._take_use(step, _uses_in(messages, self.escalator.node) if graph else None)
-        if refusal is not None:
+        answered = _uses_in(messages, self.escalator.node) if graph else None
+        if (refusal := self._take_use(step, answered)) is not None:
             return self._reply(graph, refusal)
         answer: Answer | None = None
         try:
@@ -174,10 +169,9 @@ class _Asker:
                     f"{self.escalator.node} has been used {min(used, self.max_uses)} of "
                     f"{self.max_uses} times {scope}; continue on your own."
                 )
-            self.taken[step] = self.taken.get(step, 0) + 1
-            self.taken.move_to_end(step)
-            while len(self.taken) > _IN_FLIGHT_STEPS:
-                self.taken.popitem(last=False)
+            self.taken[step] = self.taken.pop(step, 0) + 1  # re-inserted as the newest
+            if len(self.taken) > _IN_FLIGHT_STEPS:
+                del self.taken[next(iter(self.taken))]
         return None
 
     def _reply(
@@ -190,14 +184,12 @@ class _Asker:
             text, tool_call_id=str(runtime.tool_call_id), name=self.escalator.node, status=status,
             additional_kwargs={} if record is None else {RECORD_KEY: record},
         )  # fmt: skip
-        state = runtime.state
-        if isinstance(state, list):  # a state that is the message list takes the message
+        if isinstance(state := runtime.state, list):  # a message-list state takes the message
             return message
-        has = (
-            ESCALATIONS_KEY in state
-            if isinstance(state, Mapping)
-            else hasattr(state, ESCALATIONS_KEY)
-        )
+        if isinstance(state, Mapping):
+            has = ESCALATIONS_KEY in state
+        else:
+            has = hasattr(state, ESCALATIONS_KEY)
         records = {ESCALATIONS_KEY: [record]} if record is not None and has else {}
         return Command(update={"messages": [message], **records})
 
