@@ -73,7 +73,8 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     ``EscalationRecord`` goes to ``escalations``; a healthy run adds only bookkeeping.
 
     Args:
-        strong: The expert: ``"provider:model"`` (resolved at first use), a chat model or a graph.
+        strong: The expert: a model id (``"provider:model"`` or ``"provider/model"``, resolved
+            at first use), a ``BaseChatModel``, or a compiled graph.
         detector: Thresholds of the stuck detector.
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.

@@ -66,7 +66,8 @@ def create_ask_expert_tool(
     answer with a result the model can read, never an exception.
 
     Args:
-        strong: The expert: ``"provider:model"`` (resolved at first use), a chat model or a graph.
+        strong: The expert: a model id (``"provider:model"`` or ``"provider/model"``, resolved
+            at first use), a ``BaseChatModel``, or a graph given ``{"messages": [briefing]}``.
         name: The tool's name, as the weak model sees it.
         description: What the weak model reads about the tool.
         max_uses: Answers allowed per thread (``None``: unlimited); refused calls do not count.
