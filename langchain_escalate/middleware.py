@@ -288,16 +288,14 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if paid.answer is None and going is None:
             # It could not start (budget refused, strong model failed): like any rung that
             # cannot run, the ladder moves down, from before_model's next run.
-            note = f"(The strong model could not take over: {record.reason})"
-            result = ModelResponse(
-                result=with_ids([stamp(AIMessage(note), record, [], fired=None)])
-            )
+            note = AIMessage(f"(The strong model could not take over: {record.reason})")
+            result = ModelResponse(with_ids([stamp(note, record, (), fired=None)]))
             entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
         elif paid.answer is None:  # a later step could not run: the agent's model takes back
             result = yield call(request)
         else:
             reply = stamp(
-                paid.answer.message or AIMessage(paid.answer.text), record, [], fired=None
+                paid.answer.message or AIMessage(paid.answer.text), record, (), fired=None
             )
             reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
             if going is None and pending.get(DROPPED_FIELD):

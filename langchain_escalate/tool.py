@@ -126,13 +126,11 @@ class _Asker:
     def run(
         self, question: str, context: str | None = None, runtime: ToolRuntime = _OUTSIDE_GRAPH
     ) -> _Result:
-        """The tool's ``func``."""
         return run_sync(self._ask(question, context, runtime))
 
     async def arun(
         self, question: str, context: str | None = None, runtime: ToolRuntime = _OUTSIDE_GRAPH
     ) -> _Result:
-        """The tool's ``coroutine``."""
         return await run_async(self._ask(question, context, runtime))
 
     def _ask(self, question: str, context: str | None, runtime: ToolRuntime) -> Steps[_Result]:
