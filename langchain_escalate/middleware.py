@@ -217,7 +217,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         if self._scorer is None:
             response: ModelResponse[Any] = yield call(request)
             return response
-        return (yield from self._scored_call(self._scorer, request, call))
+        return (yield from _scored_call(self._scorer, self._review_tools, request, call))
 
     @hook_config(can_jump_to=["model"])
     def after_model(
@@ -310,30 +310,31 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         current = progress.to_dict()
         return None if current == saved else {PROGRESS_KEY: {self._name: current}}
 
-    def _scored_call(
-        self, scorer: ConfidenceScorer, request: ModelRequest[Any], call: _Handler
-    ) -> Steps[ModelResponse[Any]]:
-        """Ask the model as the sources need; score a final reply or a call under review."""
-        sources = scorer.config.sources
-        if "verbalized" in sources:  # the agent's own prompt, then the instruction
-            own = [request.system_message] if request.system_message is not None else []
-            if isinstance(system := scorer.prepare(own)[0], SystemMessage):
-                request = request.override(system_message=system)
-        if "logprobs" in sources:  # providers without logprobs leave the source absent
-            request = request.override(model_settings={**request.model_settings, "logprobs": True})
-        response: ModelResponse[Any] = yield call(request)
-        reply = _ai_reply(response)
-        if reply is None or not needs_score(reply, self._review_tools):
-            return response
-        # consistency's extra samples: the same request, again
-        sample = _then(call(request), lambda again: _ai_reply(again) or AIMessage(""))
-        result: ConfidenceResult = yield Call(
-            lambda: scorer.score(reply, request.state, resample=sample.run),
-            lambda: scorer.ascore(reply, request.state, resample=sample.arun),
-        )
-        kept = result.kept_reply()  # if it is dropped, the help carries the samples' usage
-        messages = [kept if message is reply else message for message in response.result]
-        return ModelResponse(result=messages, structured_response=response.structured_response)
+
+def _scored_call(
+    scorer: ConfidenceScorer, reviewed: frozenset[str], request: ModelRequest[Any], call: _Handler
+) -> Steps[ModelResponse[Any]]:
+    """Ask the model as the sources need; score a final reply or a call under review."""
+    sources = scorer.config.sources
+    if "verbalized" in sources:  # the agent's own prompt, then the instruction
+        own = [request.system_message] if request.system_message is not None else []
+        if isinstance(system := scorer.prepare(own)[0], SystemMessage):
+            request = request.override(system_message=system)
+    if "logprobs" in sources:  # providers without logprobs leave the source absent
+        request = request.override(model_settings={**request.model_settings, "logprobs": True})
+    response: ModelResponse[Any] = yield call(request)
+    reply = _ai_reply(response)
+    if reply is None or not needs_score(reply, reviewed):
+        return response
+    # consistency's extra samples: the same request, again
+    sample = _then(call(request), lambda again: _ai_reply(again) or AIMessage(""))
+    result: ConfidenceResult = yield Call(
+        lambda: scorer.score(reply, request.state, resample=sample.run),
+        lambda: scorer.ascore(reply, request.state, resample=sample.arun),
+    )
+    kept = result.kept_reply()  # if it is dropped, the help carries the samples' usage
+    messages = [kept if message is reply else message for message in response.result]
+    return ModelResponse(result=messages, structured_response=response.structured_response)
 
 
 def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
