@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -37,13 +36,7 @@ from langchain_escalate.expert.briefing import is_help_message
 from langchain_escalate.expert.expert import ExpertAnswer, answer_of
 from langchain_escalate.merge import TAKEOVER_KEY, stamp
 from langchain_escalate.progress import feed, load_progress, loop_span, takeover_in_progress
-from langchain_escalate.records import (
-    ESCALATIONS_KEY,
-    PROGRESS_KEY,
-    RECORD_KEY,
-    add_records,
-    merge_progress,
-)
+from langchain_escalate.records import ESCALATIONS_KEY, PROGRESS_KEY, add_records, merge_progress
 from langchain_escalate.run_config import has_checkpointer, thread_id_of, thread_id_of_runtime
 
 if TYPE_CHECKING:
@@ -61,9 +54,8 @@ if TYPE_CHECKING:
 
     _Handler = Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]]
 
-DROPPED_FIELD = "dropped_usage"
-"""Key of a pending verdict (or takeover) holding the usage of the stuck reply it answers."""
-
+_T = TypeVar("_T")
+DROPPED_FIELD = "dropped_usage"  # in a pending verdict or takeover: the stuck reply's usage
 DEFAULT_NAME = "EscalationMiddleware"
 
 
@@ -77,22 +69,19 @@ class EscalationMiddlewareState(AgentState[Any]):
 class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any]):
     """Escalate a stuck ``create_agent`` agent to a stronger model, a person, or a stop.
 
-    When the stuck detector fires, the next rung of ``policy.ladder`` runs
-    (``nudge``, ``escalate`` in ``advise`` or ``takeover`` mode, ``human``,
-    ``stop``) and its ``EscalationRecord`` goes to ``escalations``. A healthy
-    run calls nothing and adds nothing but its own bookkeeping.
+    When the stuck detector fires, the next rung of ``policy.ladder`` runs and its
+    ``EscalationRecord`` goes to ``escalations``; a healthy run adds only bookkeeping.
 
     Args:
-        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
-            (resolved at first use), a ``BaseChatModel``, or a compiled graph.
+        strong: The expert: a model id (``"provider:model"`` or ``"provider/model"``, resolved
+            at first use), a ``BaseChatModel``, or a compiled graph.
         detector: Thresholds of the stuck detector.
         policy: The ladder and the escalation mode.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
         confidence: Sources scoring final replies and calls to ``review_tools``.
         review_tools: Tools whose calls are scored before they run.
-        name: Its node names in the agent graph, its ``escalation_progress``
-            entry and its records' ``node``; distinct for two instances.
+        name: Its node names, progress entry and records' ``node``; distinct per instance.
 
     Raises:
         TypeError: ``strong`` is of no accepted kind, or ``review_tools`` a string.
@@ -163,16 +152,16 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
     def _before_model(
         self, state: EscalationMiddlewareState, config: RunnableConfig
     ) -> Steps[dict[str, Any] | None]:
-        messages = state["messages"]
-        saved = _saved(state, self._name)
+        messages, saved = state["messages"], _saved(state, self._name)
         progress, start = load_progress(saved, messages, self._detector, name=self._name)
         verdict, loop = feed(progress, messages, start)
         pending, progress.pending = progress.pending or {}, None
         if pending:  # a stuck final reply (after_model), or a rung deferred earlier
             verdict, loop = Verdict(**pending["verdict"]), int(pending.get("loop", 0))
         if not verdict.stuck:
-            return _progress_update(self._name, progress, saved)
-        start_rung, dropped = pending.get("rung"), list(pending.get(DROPPED_FIELD, []))
+            return self._progress_update(progress, saved)
+        policy, dropped = self._escalator.policy, list(pending.get(DROPPED_FIELD, []))
+        first = pending.get("rung", policy.start_index(progress.fired))  # the walk starts there
         help_ = yield from self._escalator.steps(
             Situation(
                 verdict=verdict,
@@ -181,21 +170,21 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
                 loop_messages=loop,
                 thread_id=thread_id_of(config),
                 can_interrupt=has_checkpointer(config),
-                start_rung=start_rung,
+                start_rung=first,
                 config=config,
                 host_takes_over=True,
                 dropped_usage=dropped,
             )
         )
         if help_.host_takeover:  # wrap_model_call takes the first step, carrying `dropped`
-            rung = _escalate_rung(self._escalator.policy, start_rung, progress.fired)
+            rung = policy.ladder.index("escalate", first)  # where the walk stopped
             progress.pending = {"verdict": verdict.to_dict(), "rung": rung, "takeover": True}
             progress.pending[DROPPED_FIELD] = dropped
         progress.answered()
-        added = with_ids(help_.messages)
-        progress.last_id = added[-1].id if added else progress.last_id
+        if added := with_ids(help_.messages):
+            progress.last_id = added[-1].id
         update: dict[str, Any] = {
-            "messages": [*help_.removals, *added],
+            "messages": [*help_.removals, *help_.messages],
             ESCALATIONS_KEY: [record.to_dict() for record in help_.records],
             PROGRESS_KEY: {self._name: progress.to_dict()},
         }
@@ -223,9 +212,8 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         self, request: ModelRequest[Any], call: _Handler
     ) -> Steps[ModelResponse[Any] | ExtendedModelResponse[Any]]:
         saved = _saved(request.state, self._name)
-        starting = (saved.get("pending") or {}).get("takeover")
-        if starting or takeover_in_progress(request.messages) is not None:
-            return (yield from _take_over(self._escalator, self._name, request, call, saved))
+        if (saved.get("pending") or {}).get("takeover") or takeover_in_progress(request.messages):
+            return (yield from self._take_over(request, call, saved))
         if self._scorer is None:
             response: ModelResponse[Any] = yield call(request)
             return response
@@ -238,8 +226,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         """Send a stuck final reply (or a doubtful call under review) back to the ladder."""
         del runtime
         messages = state["messages"]
-        reply = messages[-1] if messages else None
-        if not isinstance(reply, AIMessage):
+        if not messages or not isinstance(reply := messages[-1], AIMessage):
             return None
         review = review_verdict(reply, self._review_tools, self._detector.low_confidence)
         if reply.tool_calls and not review.stuck:
@@ -252,11 +239,18 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         verdict = with_low_source(feed(progress, messages, start)[0], reply)
         if reply.tool_calls and not verdict.stuck:
             verdict = review  # as in the node, a rule of the detector's own comes first
-        if verdict.stuck:
-            return _send_back(self._name, progress, verdict, messages)
-        update = _progress_update(self._name, progress, saved) or {}
-        stripped = without_verbalized(reply)
-        if stripped is not reply:
+        if verdict.stuck:  # remove the reply, leave its verdict (and usage) pending, ask again
+            loop = loop_span(progress, verdict, messages[:-1], dropped=1)
+            progress.pending = {"verdict": verdict.to_dict(), "loop": loop}
+            progress.pending[DROPPED_FIELD] = pruned_usage([reply])
+            progress.last_id = messages[-2].id if len(messages) > 1 else None
+            return {
+                "messages": [RemoveMessage(id=str(reply.id))],
+                PROGRESS_KEY: {self._name: progress.to_dict()},
+                "jump_to": "model",
+            }
+        update = self._progress_update(progress, saved) or {}
+        if (stripped := without_verbalized(reply)) is not reply:
             update["messages"] = [stripped]
         return update or None
 
@@ -266,122 +260,81 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
         """Async twin of ``after_model`` (it does no I/O)."""
         return self.after_model(state, runtime)
 
+    def _take_over(
+        self, request: ModelRequest[Any], call: _Handler, saved: dict[str, Any]
+    ) -> Steps[ExtendedModelResponse[Any]]:
+        """One takeover step: the agent's request, answered by the strong model under the budget."""
+        pending = saved.get("pending") or {}
+        going = None if pending.get("takeover") else takeover_in_progress(request.messages)
+        steps, step = self._escalator.policy.takeover_steps + 1, 0 if going is None else going.step
+        verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
+        responses: list[ModelResponse[Any]] = []
 
-def _take_over(
-    escalator: Escalator,
-    name: str,
-    request: ModelRequest[Any],
-    call: _Handler,
-    saved: dict[str, Any],
-) -> Steps[ExtendedModelResponse[Any]]:
-    """One takeover step: the agent's request, answered by the strong model under the budget."""
-    pending = saved.get("pending") or {}
-    going = None if pending.get("takeover") else takeover_in_progress(request.messages)
-    steps, step = escalator.policy.takeover_steps + 1, 0 if going is None else going.step
-    verdict = Verdict(**pending["verdict"]) if going is None else going.verdict
-    responses: list[ModelResponse[Any]] = []
-    system = [request.system_message] if request.system_message is not None else []
-    paid, record = yield from escalator.payer.pay(
-        _kept(call(request.override(model=escalator.expert.chat_model())), responses),
-        verdict=verdict,
-        thread_id=thread_id_of_runtime(request.runtime),
-        config=None,
-        tokens_in=count_tokens_approximately([*system, *request.messages]),
-        mode="takeover",
-        reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
-    )
-    entry = saved if going is not None else {**saved, "pending": None}
-    if paid.answer is None and going is None:
-        # It could not start (budget refused, strong model failed): like any rung that
-        # cannot run, the ladder moves down, from before_model's next run.
-        note = f"(The strong model could not take over: {record.reason})"
-        kwargs = {RECORD_KEY: record.to_dict()}
-        result = ModelResponse(
-            result=[AIMessage(note, id=f"esc-{uuid.uuid4().hex}", additional_kwargs=kwargs)]
+        def answer(response: ModelResponse[Any]) -> ExpertAnswer:
+            responses.append(response)  # kept whole: its other messages and structured response
+            return answer_of(_ai_reply(response), step=True)
+
+        system = [request.system_message] if request.system_message is not None else []
+        paid, record = yield from self._escalator.payer.pay(
+            _then(call(request.override(model=self._escalator.expert.chat_model())), answer),
+            verdict=verdict,
+            thread_id=thread_id_of_runtime(request.runtime),
+            config=None,
+            tokens_in=count_tokens_approximately([*system, *request.messages]),
+            mode="takeover",
+            reason=f"{verdict.reason} Takeover step {step + 1} of {steps}.",
         )
-        entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
-    elif paid.answer is None:  # a later step could not run: the agent's model takes back
-        result = yield call(request)
-    else:
-        reply = stamp(paid.answer.message or AIMessage(paid.answer.text), record, [], fired=None)
-        reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
-        if going is None and pending.get(DROPPED_FIELD):
-            reply.additional_kwargs[PRUNED_USAGE_KEY] = pending[DROPPED_FIELD]
-        # The stamped reply replaces the raw one; a structured response is kept.
-        strong = responses[-1]
-        others = [m for m in strong.result if not isinstance(m, AIMessage)]
-        result = ModelResponse(
-            result=[reply, *others], structured_response=strong.structured_response
-        )
-    update = {PROGRESS_KEY: {name: entry}, ESCALATIONS_KEY: [record.to_dict()]}
-    return ExtendedModelResponse(model_response=result, command=Command(update=update))
+        entry = saved if going is not None else {**saved, "pending": None}
+        if paid.answer is None and going is None:
+            # It could not start (budget refused, strong model failed): like any rung that
+            # cannot run, the ladder moves down, from before_model's next run.
+            note = AIMessage(f"(The strong model could not take over: {record.reason})")
+            result = ModelResponse(with_ids([stamp(note, record, (), fired=None)]))
+            entry["pending"] = {**pending, "rung": int(pending["rung"]) + 1, "takeover": False}
+        elif paid.answer is None:  # a later step could not run: the agent's model takes back
+            result = yield call(request)
+        else:
+            reply = stamp(
+                paid.answer.message or AIMessage(paid.answer.text), record, (), fired=None
+            )
+            reply.additional_kwargs[TAKEOVER_KEY] = {"step": step, "steps": steps}
+            if going is None and pending.get(DROPPED_FIELD):
+                reply.additional_kwargs[PRUNED_USAGE_KEY] = pending[DROPPED_FIELD]
+            others = [m for m in responses[-1].result if not isinstance(m, AIMessage)]
+            result = ModelResponse([reply, *others], responses[-1].structured_response)
+        update = {PROGRESS_KEY: {self._name: entry}, ESCALATIONS_KEY: [record.to_dict()]}
+        return ExtendedModelResponse(model_response=result, command=Command(update=update))
+
+    def _progress_update(self, progress: Progress, saved: dict[str, Any]) -> dict[str, Any] | None:
+        """This middleware's progress as a state update, or ``None`` when it did not change."""
+        current = progress.to_dict()
+        return None if current == saved else {PROGRESS_KEY: {self._name: current}}
 
 
 def _scored_call(
-    scorer: ConfidenceScorer,
-    review_tools: frozenset[str],
-    request: ModelRequest[Any],
-    call: _Handler,
+    scorer: ConfidenceScorer, reviewed: frozenset[str], request: ModelRequest[Any], call: _Handler
 ) -> Steps[ModelResponse[Any]]:
     """Ask the model as the sources need; score a final reply or a call under review."""
     sources = scorer.config.sources
     if "verbalized" in sources:  # the agent's own prompt, then the instruction
         own = [request.system_message] if request.system_message is not None else []
-        system = scorer.prepare(own)[0]
-        if isinstance(system, SystemMessage):
+        if isinstance(system := scorer.prepare(own)[0], SystemMessage):
             request = request.override(system_message=system)
     if "logprobs" in sources:  # providers without logprobs leave the source absent
         request = request.override(model_settings={**request.model_settings, "logprobs": True})
     response: ModelResponse[Any] = yield call(request)
     reply = _ai_reply(response)
-    if reply is None or not needs_score(reply, review_tools):
+    if reply is None or not needs_score(reply, reviewed):
         return response
-    again = call(request)  # consistency's extra samples: the same request, again
-
-    async def asample() -> AIMessage:
-        return _ai_reply(await again.arun()) or AIMessage("")
-
+    # consistency's extra samples: the same request, again
+    sample = _then(call(request), lambda again: _ai_reply(again) or AIMessage(""))
     result: ConfidenceResult = yield Call(
-        lambda: scorer.score(
-            reply, request.state, resample=lambda: _ai_reply(again.run()) or AIMessage("")
-        ),
-        lambda: scorer.ascore(reply, request.state, resample=asample),
+        lambda: scorer.score(reply, request.state, resample=sample.run),
+        lambda: scorer.ascore(reply, request.state, resample=sample.arun),
     )
     kept = result.kept_reply()  # if it is dropped, the help carries the samples' usage
     messages = [kept if message is reply else message for message in response.result]
     return ModelResponse(result=messages, structured_response=response.structured_response)
-
-
-def _send_back(
-    name: str, progress: Progress, verdict: Verdict, messages: list[Any]
-) -> dict[str, Any]:
-    """Remove the stuck reply, leave its verdict (and its usage) pending, go back to the model."""
-    reply = messages[-1]
-    loop = loop_span(progress, verdict, messages[:-1], dropped=1)
-    progress.pending = {"verdict": verdict.to_dict(), "loop": loop}
-    progress.pending[DROPPED_FIELD] = pruned_usage([reply])
-    progress.last_id = messages[-2].id if len(messages) > 1 else None
-    return {
-        "messages": [RemoveMessage(id=str(reply.id))],
-        PROGRESS_KEY: {name: progress.to_dict()},
-        "jump_to": "model",
-    }
-
-
-def _progress_update(
-    name: str, progress: Progress, saved: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """This middleware's progress as a state update, or ``None`` when it did not change."""
-    current = progress.to_dict()
-    return None if current == dict(saved) else {PROGRESS_KEY: {name: current}}
-
-
-def _escalate_rung(policy: EscalationPolicy, start_rung: int | None, fired: int) -> int:
-    """Index of the ``escalate`` rung the ladder walk reached for this firing."""
-    index = start_rung if start_rung is not None else policy.start_index(fired)
-    while index < len(policy.ladder) - 1 and policy.ladder[index] != "escalate":
-        index += 1
-    return index
 
 
 def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -392,17 +345,13 @@ def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
     return next((m for m in response.result if isinstance(m, AIMessage)), None)
 
 
-def _kept(call: Call[ModelResponse[Any]], into: list[ModelResponse[Any]]) -> Call[ExpertAnswer]:
-    """The host's model call as the engine pays for it; the whole response is kept."""
+def _then(call: Call[Any], then: Callable[[Any], _T]) -> Call[_T]:
+    """``call`` with ``then`` applied to its result, sync or async."""
 
-    def answer(response: ModelResponse[Any]) -> ExpertAnswer:
-        into.append(response)
-        return answer_of(_ai_reply(response), step=True)
+    async def arun() -> _T:
+        return then(await call.arun())
 
-    async def arun() -> ExpertAnswer:
-        return answer(await call.arun())
-
-    return Call(lambda: answer(call.run()), arun)
+    return Call(lambda: then(call.run()), arun)
 
 
 def _never() -> Any:

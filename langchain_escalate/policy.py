@@ -4,53 +4,34 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 Rung = Literal["nudge", "escalate", "human", "stop"]
 Mode = Literal["advise", "takeover"]
-
-DEFAULT_LADDER: tuple[Rung, ...] = ("nudge", "escalate", "human")
 
 
 class EscalationPolicy(BaseModel):
     """The ladder of responses to a stuck verdict, and how escalation works.
 
-    Each time the detector fires within a turn, the next rung of ``ladder`` is
-    used; past the last rung, the last rung repeats. A new human turn starts the
-    ladder again. A rung that cannot run moves down the ladder: ``escalate``
-    with an exhausted budget, or ``human`` in a graph without a checkpointer.
-
     Attributes:
-        ladder: Rungs tried in order: ``nudge`` (a free hint to the weak model),
-            ``escalate`` (the strong model), ``human`` (``interrupt()``),
-            ``stop`` (end the turn).
-        mode: ``advise``: the strong model answers with guidance and the weak
-            model acts again. ``takeover``: the strong model, bound to the same
-            tools, takes this step and the next ``takeover_steps``. Ignored when
-            the expert is a compiled graph.
+        ladder: A rung per firing in a turn (the last repeats); one that cannot run moves down.
+        mode: ``advise`` (guidance, the weak model acts) or ``takeover`` (the strong model acts).
         takeover_steps: Further steps the strong model takes after the first.
-        prune_loop: After help arrives, replace the looping messages with a
-            one-line summary so the weak model does not re-read its failures.
+        prune_loop: After help, replace the looping messages with a one-line summary.
         briefing_max_tokens: Upper bound on the briefing sent to the strong model.
-        stop_behavior: ``message`` ends the turn with an AIMessage saying why;
-            ``raise`` raises ``EscalationStopped``.
-        max_retries: Retries of a model call that failed with a transient
-            error (429, 5xx, timeout) before it counts as a failure.
+        stop_behavior: ``message`` (an AIMessage ends the turn) or ``raise`` (EscalationStopped).
+        max_retries: Retries of a transient failure (429, 5xx, timeout).
         retry_backoff_s: Base of the exponential backoff (full jitter) between retries.
-        strong_timeout_s: Bound on one strong-model call; past it the call
-            counts as a failed escalation and the ladder moves down.
-        stream_expert: Stream the strong model's tokens in ``stream_mode="messages"``;
-            off by default, so a chat UI never shows the internal advice.
+        strong_timeout_s: Bound on one strong-model call; past it the escalation fails.
+        stream_expert: Stream the strong model's tokens in ``stream_mode="messages"``.
 
     Example:
-        >>> from langchain_escalate import EscalationPolicy
         >>> EscalationPolicy(ladder=["escalate", "stop"], mode="takeover").mode
         'takeover'
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ladder: tuple[Rung, ...] = Field(default=DEFAULT_LADDER, min_length=1)
+    ladder: tuple[Rung, ...] = Field(default=("nudge", "escalate", "human"), min_length=1)
     mode: Mode = "advise"
     takeover_steps: int = Field(default=2, ge=0)
     prune_loop: bool = True
@@ -60,12 +41,6 @@ class EscalationPolicy(BaseModel):
     retry_backoff_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
     strong_timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     stream_expert: bool = False
-
-    @field_validator("ladder", mode="before")
-    @classmethod
-    def _ladder_as_tuple(cls, value: object) -> object:
-        # YAML and JSON give lists; a tuple keeps the frozen model hashable.
-        return tuple(value) if isinstance(value, list) else value
 
     def rung(self, times_fired: int) -> Rung:
         """The rung for the ``times_fired``-th firing in a turn (0-based)."""

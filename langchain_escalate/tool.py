@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -25,25 +25,17 @@ if TYPE_CHECKING:
     from langchain_escalate.expert.expert import ExpertSpec
 
 DEFAULT_NAME = "ask_expert"
-
 DEFAULT_DESCRIPTION = (
     "Ask a stronger expert model for help when you are stuck, keep getting errors, or are "
     "unsure how to go on. The expert already sees this conversation (the task, what you "
     "tried and what came back), so ask one short, specific question; use `context` only for "
     "what the conversation does not show. The expert answers with guidance; you act on it."
 )
-
-MIN_BRIEFING_TOKENS = 200
-"""The smallest briefing bound, as for ``EscalationPolicy.briefing_max_tokens``."""
-
+MIN_BRIEFING_TOKENS = 200  # the smallest briefing bound, as for EscalationPolicy's
 _USED_OUTCOMES = frozenset({"answered", "expert_failed"})  # the strong model was called
 _IN_FLIGHT_STEPS = 256  # steps whose parallel calls' uses are kept while their records land
-
-# Outside a graph no runtime is injected. ToolRuntime must stay the parameter's
-# declared type (an Optional hides it from LangChain's injection), so the
-# default is a typed None.
+# Outside a graph no runtime is injected; an Optional would hide it from LangChain's injection.
 _OUTSIDE_GRAPH = cast("ToolRuntime[Any, Any]", None)
-
 _Result = Command[Any] | ToolMessage | str
 
 
@@ -69,19 +61,16 @@ def create_ask_expert_tool(
 ) -> BaseTool:
     """Create a tool the weak model calls to ask the strong model for help.
 
-    In a graph it briefs the strong model on the conversation (docs/tool.md)
-    and answers with a ``ToolMessage`` carrying its ``EscalationRecord``;
-    called directly, it returns the answer text. Limits answer with a
-    result the model can read, never an exception.
+    In a graph it briefs the strong model on the conversation (docs/tool.md) and answers with
+    a ``ToolMessage`` carrying its ``EscalationRecord``; called directly, with the text. Limits
+    answer with a result the model can read, never an exception.
 
     Args:
-        strong: The expert: a model as ``"provider:model"`` or ``"provider/model"``
-            (resolved at first use), a ``BaseChatModel``, or a compiled graph
-            called with ``{"messages": [briefing]}``.
+        strong: The expert: a model id (``"provider:model"`` or ``"provider/model"``, resolved
+            at first use), a ``BaseChatModel``, or a graph given ``{"messages": [briefing]}``.
         name: The tool's name, as the weak model sees it.
         description: What the weak model reads about the tool.
-        max_uses: Answers allowed per thread (``None``: unlimited); calls the
-            budget refused do not count.
+        max_uses: Answers allowed per thread (``None``: unlimited); refused calls do not count.
         budget: Bounds the strong model's spending; unbounded by default.
         prices: USD per 1M tokens for models litellm's price map lacks.
         briefing_max_tokens: Upper bound on the briefing.
@@ -108,8 +97,9 @@ def create_ask_expert_tool(
             f"the task, the attempts and the question), got {briefing_max_tokens}"
         )
         raise ValueError(msg)
-    escalator = Escalator(strong, node=name, budget=budget, prices=prices)
-    asker = _Asker(escalator, name, max_uses, briefing_max_tokens)
+    asker = _Asker(
+        Escalator(strong, node=name, budget=budget, prices=prices), max_uses, briefing_max_tokens
+    )
     return StructuredTool.from_function(
         func=asker.run,
         coroutine=asker.arun,
@@ -119,135 +109,104 @@ def create_ask_expert_tool(
     )
 
 
+@dataclass
 class _Asker:
-    """Count the use, ask the escalator, shape the reply.
+    """Count the use, ask the escalator, shape the reply; ``escalator.node`` is the tool's name.
 
-    ``max_uses`` is exact under parallel calls: answered uses come from the
-    records in the conversation, those of the step in progress from a count
-    under a lock.
+    ``max_uses`` is exact under parallel calls: answered uses are read from the records in the
+    conversation, those of the step in progress counted in ``taken`` under a lock.
     """
 
-    def __init__(
-        self, escalator: Escalator, name: str, max_uses: int | None, max_tokens: int
-    ) -> None:
-        self._escalator, self._name = escalator, name
-        self._max_uses, self._max_tokens = max_uses, max_tokens
-        self._taken: OrderedDict[tuple[str | None, int], int] = OrderedDict()
-        self._lock = threading.Lock()
+    escalator: Escalator
+    max_uses: int | None
+    max_tokens: int
+    taken: dict[tuple[str | None, int], int] = field(default_factory=dict)  # oldest first
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(
-        self,
-        question: str,
-        context: str | None = None,
-        runtime: ToolRuntime[Any, Any] = _OUTSIDE_GRAPH,
+        self, question: str, context: str | None = None, runtime: ToolRuntime = _OUTSIDE_GRAPH
     ) -> _Result:
-        """The tool's ``func``."""
         return run_sync(self._ask(question, context, runtime))
 
     async def arun(
-        self,
-        question: str,
-        context: str | None = None,
-        runtime: ToolRuntime[Any, Any] = _OUTSIDE_GRAPH,
+        self, question: str, context: str | None = None, runtime: ToolRuntime = _OUTSIDE_GRAPH
     ) -> _Result:
-        """The tool's ``coroutine``."""
         return await run_async(self._ask(question, context, runtime))
 
-    def _ask(
-        self, question: str, context: str | None, runtime: ToolRuntime[Any, Any] | None
-    ) -> Steps[_Result]:
+    def _ask(self, question: str, context: str | None, runtime: ToolRuntime) -> Steps[_Result]:
         graph = runtime if runtime is not None and runtime.tool_call_id is not None else None
         messages = _before_call(graph) if graph else []
         config = graph.config if graph else None
         step = (thread_id_of(config), len(messages))  # parallel calls of one step share it
-        refusal = self._take_use(step, _uses_in(messages, self._name) if graph else None)
-        if refusal is not None:
-            return self._reply(graph, refusal, None)
+        answered = _uses_in(messages, self.escalator.node) if graph else None
+        if (refusal := self._take_use(step, answered)) is not None:
+            return self._reply(graph, refusal)
         answer: Answer | None = None
         try:
-            answer = yield from self._escalator.ask_steps(
-                question,
-                messages,
-                context=context,
-                thread_id=step[0],
-                config=config,
-                max_tokens=self._max_tokens,
-            )
+            answer = yield from self.escalator.ask_steps(
+                question, messages, context=context, thread_id=step[0], config=config,
+                max_tokens=self.max_tokens,
+            )  # fmt: skip
         finally:
-            if self._max_uses is not None and (
-                answer is None or answer.record.outcome not in _USED_OUTCOMES
-            ):
-                with self._lock:  # a call that did not reach the strong model gives its use back
-                    self._taken[step] = max(self._taken.get(step, 0) - 1, 0)
-        record = answer.record.to_dict()
+            if self.max_uses is not None and (answer is None or not answer.record.strong_called):
+                with self.lock:  # a call that did not reach the strong model gives its use back
+                    self.taken[step] = max(self.taken.get(step, 0) - 1, 0)
         if answer.text is not None:
-            return self._reply(graph, answer.text, record, failed=False)
-        refusal = f"{self._name} could not answer: {answer.refusal}; continue on your own."
-        return self._reply(graph, refusal, record)
+            return self._reply(graph, answer.text, answer.record.to_dict(), "success")
+        text = f"{self.escalator.node} could not answer: {answer.refusal}; continue on your own."
+        return self._reply(graph, text, answer.record.to_dict())
 
     def _take_use(self, step: tuple[str | None, int], answered: int | None) -> str | None:
         """Take one use; a refusal a model can read when none is left."""
-        if self._max_uses is None:
+        if self.max_uses is None:
             return None
-        with self._lock:
-            used = (answered or 0) + self._taken.get(step, 0)
-            if used >= self._max_uses:
+        with self.lock:
+            used = (answered or 0) + self.taken.get(step, 0)
+            if used >= self.max_uses:
                 scope = "by this tool" if answered is None else "in this thread"
                 return (
-                    f"{self._name} has been used {min(used, self._max_uses)} of "
-                    f"{self._max_uses} times {scope}; continue on your own."
+                    f"{self.escalator.node} has been used {min(used, self.max_uses)} of "
+                    f"{self.max_uses} times {scope}; continue on your own."
                 )
-            self._taken[step] = self._taken.get(step, 0) + 1
-            self._taken.move_to_end(step)
-            while len(self._taken) > _IN_FLIGHT_STEPS:
-                self._taken.popitem(last=False)
+            self.taken[step] = self.taken.pop(step, 0) + 1  # re-inserted as the newest
+            if len(self.taken) > _IN_FLIGHT_STEPS:
+                del self.taken[next(iter(self.taken))]
         return None
 
     def _reply(
-        self,
-        runtime: ToolRuntime[Any, Any] | None,
-        text: str,
-        record: dict[str, Any] | None,
-        *,
-        failed: bool = True,
+        self, runtime: ToolRuntime | None, text: str, record: Any = None, status: str = "error"
     ) -> _Result:
+        """The text outside a graph; in one, a ``ToolMessage``, in a ``Command`` with the record."""
         if runtime is None:
             return text
         message = ToolMessage(
-            text,
-            tool_call_id=str(runtime.tool_call_id),
-            name=self._name,
-            status="error" if failed else "success",
-            additional_kwargs={RECORD_KEY: record} if record is not None else {},
-        )
-        state = runtime.state
-        if isinstance(state, list):  # a state that is the message list takes the message
+            text, tool_call_id=str(runtime.tool_call_id), name=self.escalator.node, status=status,
+            additional_kwargs={} if record is None else {RECORD_KEY: record},
+        )  # fmt: skip
+        if isinstance(state := runtime.state, list):  # a message-list state takes the message
             return message
-        update: dict[str, Any] = {"messages": [message]}
-        has = (
-            ESCALATIONS_KEY in state
-            if isinstance(state, Mapping)
-            else hasattr(state, ESCALATIONS_KEY)
-        )
-        if record is not None and has:
-            update[ESCALATIONS_KEY] = [record]
-        return Command(update=update)
+        if isinstance(state, Mapping):
+            has = ESCALATIONS_KEY in state
+        else:
+            has = hasattr(state, ESCALATIONS_KEY)
+        records = {ESCALATIONS_KEY: [record]} if record is not None and has else {}
+        return Command(update={"messages": [message], **records})
 
 
-def _before_call(runtime: ToolRuntime[Any, Any]) -> list[BaseMessage]:
+def _before_call(runtime: ToolRuntime) -> list[BaseMessage]:
     """The conversation in the state, before the AI message making this call."""
-    state = runtime.state
+    state: Any = runtime.state
     if isinstance(state, Mapping):
         state = state.get("messages")
     elif not isinstance(state, list):
         state = getattr(state, "messages", None)
     messages: list[BaseMessage] = state if isinstance(state, list) else []
-    for position in range(len(messages) - 1, -1, -1):
-        message = messages[position]
+    for at in range(len(messages) - 1, -1, -1):
+        message = messages[at]
         if isinstance(message, AIMessage) and any(
-            call.get("id") == runtime.tool_call_id for call in message.tool_calls
+            c.get("id") == runtime.tool_call_id for c in message.tool_calls
         ):
-            return messages[:position]
+            return messages[:at]
     return messages
 
 
@@ -255,9 +214,6 @@ def _uses_in(messages: Sequence[BaseMessage], name: str) -> int:
     """Answers this tool already gave in the conversation (from the records they carry)."""
     records = [m.additional_kwargs.get(RECORD_KEY) for m in messages if isinstance(m, ToolMessage)]
     return sum(
-        1
-        for record in records
-        if isinstance(record, Mapping)
-        and record.get("node") == name
-        and record.get("outcome") in _USED_OUTCOMES
+        isinstance(r, Mapping) and r.get("node") == name and r.get("outcome") in _USED_OUTCOMES
+        for r in records
     )
