@@ -13,9 +13,7 @@ import re
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from langchain_escalate.budget.ledger import (
     Committed,
@@ -27,9 +25,6 @@ from langchain_escalate.budget.ledger import (
     from_nanos,
     to_nanos,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 __all__ = ["DEFAULT_TABLE", "SQLiteLedger"]
 
@@ -113,7 +108,7 @@ class SQLiteLedger(Ledger):
         self._local = threading.local()
         # Each thread's connection, with the lock it holds while a statement runs:
         # closing a connection under a running statement crashes the interpreter.
-        self._connections: list[tuple[sqlite3.Connection, threading.RLock]] = []
+        self._connections: list[_Held] = []
         self._connections_lock = threading.Lock()
 
     def reserve(
@@ -199,8 +194,8 @@ class SQLiteLedger(Ledger):
         with self._connections_lock:
             opened, self._connections = self._connections, []
             self._local = threading.local()
-        for connection, lock in opened:
-            with lock:
+        for held in opened:
+            with held as connection:
                 connection.close()
 
     def _reserve_locked(
@@ -264,18 +259,15 @@ class SQLiteLedger(Ledger):
         row_id, thread, estimate, actual, live, result_json = row
         return KeyedRow(row_id, thread, estimate, actual, bool(live), result_json)
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, held so that ``close`` waits for the statement."""
-        held: tuple[sqlite3.Connection, threading.RLock] | None = getattr(self._local, "held", None)
+    def _connection(self) -> _Held:
+        """This thread's connection, to use in a ``with`` block so that ``close`` waits for it."""
+        held: _Held | None = getattr(self._local, "held", None)
         if held is None:
-            held = (self._connect(), threading.RLock())
+            held = _Held(self._connect())
             with self._connections_lock:
                 self._local.held = held
                 self._connections.append(held)
-        connection, lock = held
-        with lock:
-            yield connection
+        return held
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,3 +296,19 @@ class SQLiteLedger(Ledger):
             raise
         connection.execute("COMMIT")
         return connection
+
+
+class _Held:
+    """A connection and the lock held while it runs a statement (a context manager)."""
+
+    __slots__ = ("connection", "lock")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection, self.lock = connection, threading.RLock()
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        return self.connection
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
