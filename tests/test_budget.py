@@ -498,13 +498,17 @@ for _ in range(300):
 stop.set()
 for worker in workers:
     worker.join()
-print(errors[:3], ledger.escalations("t") > 0)
+# Closing the last connection checkpoints and removes the WAL file; a thread opening a
+# new connection at that instant may be told "database is locked" (an error, no crash).
+others = [error for error in errors if "database is locked" not in error]
+print(others[:3], ledger.escalations("t") > 0)
 """
 
 
 def test_closing_an_sqlite_ledger_while_threads_use_it_crashes_nothing(tmp_path: Path) -> None:
     # In a child process: closing a connection under a running statement killed the
     # interpreter (SIGSEGV); close now waits for the statement, and the workers reopen.
+    # Python 3.10's CI run once saw one "database is locked" among ~1,000 statements.
     done = subprocess.run(  # noqa: S603 (this interpreter, a script of this test)
         [sys.executable, "-c", _CLOSE_RACE, str(tmp_path / "ledger.db")],
         capture_output=True,
