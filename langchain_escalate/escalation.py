@@ -267,7 +267,9 @@ class Escalator:
             step.additional_kwargs.update(carried)
         note = HumanMessage(summary, additional_kwargs=carried)  # the loop's summary, if any
         messages = [stamp(note, record, [], fired=fired), step] if summary else [step]
-        return Help("escalate", records, messages, removals, takeover=step)
+        return Help(
+            rung="escalate", records=records, messages=messages, removals=removals, takeover=step
+        )
 
     def _ask_human(
         self, situation: Situation, briefing: str, records: list[EscalationRecord]

@@ -258,8 +258,10 @@ def _paid_before(reservation: Reservation) -> Paid:
     calls = kept.get("tool_calls") or []
     message = None if content is None else AIMessage(content=content, tool_calls=calls)
     answer = ExpertAnswer(text=str(kept.get("text", "")), message=message, calls=())
-    tokens_in, tokens_out = int(kept.get("tokens_in", 0)), int(kept.get("tokens_out", 0))
-    return Paid(answer, None, None, tokens_in, tokens_out, reservation.settled_usd, reused=True)
+    return Paid(
+        answer=answer, tokens_in=int(kept.get("tokens_in", 0)),
+        tokens_out=int(kept.get("tokens_out", 0)), cost_usd=reservation.settled_usd, reused=True,
+    )  # fmt: skip
 
 
 def _describe(error: BaseException) -> str:
