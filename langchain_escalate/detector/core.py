@@ -557,8 +557,14 @@ def _written(state: _State, *, hash_ids: bool) -> _State:
 
     In place, for ``to_state``: what a saved state holds is plain strings.
     """
-    runs = (state.steps, state.same_pair, state.failing_action, state.failures)
-    for run in (*runs, state.same_reply, state.alternation):
+    for run in (
+        state.steps,
+        state.same_pair,
+        state.failing_action,
+        state.failures,
+        state.same_reply,
+        state.alternation,
+    ):
         run.key, run.note = _value(run.key), str(run.note)
     for pair in (state.older_pair, state.newer_pair):
         if pair is not None:
