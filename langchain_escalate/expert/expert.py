@@ -109,19 +109,13 @@ class Expert:
 
     def advise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
         """Answer the briefing with guidance; ``ExpertError`` when there is no text."""
-        if self._graph is not None:
-            output = self._graph.invoke({"messages": [HumanMessage(briefing)]}, config)
-            return _graph_answer(output, briefing)
-        prompt = [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
-        return answer_of(self.chat_model().invoke(prompt, config), step=False)
+        advisor, given = self._advisor(briefing)
+        return self._advice(advisor.invoke(given, config), briefing)
 
     async def aadvise(self, briefing: str, *, config: RunnableConfig | None = None) -> ExpertAnswer:
         """Async twin of ``advise``."""
-        if self._graph is not None:
-            output = await self._graph.ainvoke({"messages": [HumanMessage(briefing)]}, config)
-            return _graph_answer(output, briefing)
-        prompt = [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
-        return answer_of(await self.chat_model().ainvoke(prompt, config), step=False)
+        advisor, given = self._advisor(briefing)
+        return self._advice(await advisor.ainvoke(given, config), briefing)
 
     def take_over(
         self, messages: Sequence[BaseMessage], *, config: RunnableConfig | None = None
@@ -159,6 +153,17 @@ class Expert:
             msg = f"expert {self.name!r} is a compiled graph, not a chat model; use mode='advise'"
             raise ExpertError(msg)
         return self._model.get()
+
+    def _advisor(self, briefing: str) -> tuple[Runnable[Any, Any], Any]:
+        """What advises and what it is given: a graph the briefing, a model the advisor prompt."""
+        if self._graph is not None:
+            return self._graph, {"messages": [HumanMessage(briefing)]}
+        return self.chat_model(), [SystemMessage(ADVISOR_PROMPT), HumanMessage(briefing)]
+
+    def _advice(self, output: Any, briefing: str) -> ExpertAnswer:
+        if self._graph is not None:
+            return _graph_answer(output, briefing)
+        return answer_of(output, step=False)
 
     def _tool_model(self) -> Runnable[LanguageModelInput, BaseMessage]:
         if self._bound is None:
