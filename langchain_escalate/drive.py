@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,14 @@ class Call(Generic[T]):
 
     run: Callable[[], T]
     arun: Callable[[], Awaitable[T]]
+
+    def then(self, after: Callable[[T], U]) -> Call[U]:
+        """The same I/O with ``after`` applied to its result, sync or async."""
+
+        async def arun() -> U:
+            return after(await self.arun())
+
+        return Call(lambda: after(self.run()), arun)
 
 
 Steps = Generator[Call[Any], Any, T]

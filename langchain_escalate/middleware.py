@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
     _Handler = Callable[[ModelRequest[Any]], Call[ModelResponse[Any]]]
 
-_T = TypeVar("_T")
 DROPPED_FIELD = "dropped_usage"  # in a pending verdict or takeover: the stuck reply's usage
 DEFAULT_NAME = "EscalationMiddleware"
 
@@ -276,7 +275,7 @@ class EscalationMiddleware(AgentMiddleware[EscalationMiddlewareState, Any, Any])
 
         system = [request.system_message] if request.system_message is not None else []
         paid, record = yield from self._escalator.payer.pay(
-            _then(call(request.override(model=self._escalator.expert.chat_model())), answer),
+            call(request.override(model=self._escalator.expert.chat_model())).then(answer),
             verdict=verdict,
             thread_id=thread_id_of_runtime(request.runtime),
             config=None,
@@ -327,7 +326,7 @@ def _scored_call(
     if reply is None or not needs_score(reply, reviewed):
         return response
     # consistency's extra samples: the same request, again
-    sample = _then(call(request), lambda again: _ai_reply(again) or AIMessage(""))
+    sample = call(request).then(lambda again: _ai_reply(again) or AIMessage(""))
     result: ConfidenceResult = yield Call(
         lambda: scorer.score(reply, request.state, resample=sample.run),
         lambda: scorer.ascore(reply, request.state, resample=sample.arun),
@@ -343,15 +342,6 @@ def _saved(state: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def _ai_reply(response: ModelResponse[Any]) -> AIMessage | None:
     return next((m for m in response.result if isinstance(m, AIMessage)), None)
-
-
-def _then(call: Call[Any], then: Callable[[Any], _T]) -> Call[_T]:
-    """``call`` with ``then`` applied to its result, sync or async."""
-
-    async def arun() -> _T:
-        return then(await call.arun())
-
-    return Call(lambda: then(call.run()), arun)
 
 
 def _never() -> Any:

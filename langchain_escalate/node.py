@@ -322,16 +322,11 @@ class _EscalatingStep:
         scorer = self.scorer
         if scorer is None or not conf.needs_score(reply, self.review_tools):
             return reply
-        again = self._weak_call(run)  # ``consistency`` draws its samples from the weak step
-
-        async def aresample() -> AIMessage:
-            return self._reply(await again.arun(), run.node)[0]
-
+        # ``consistency`` draws its samples from the weak step.
+        sample = self._weak_call(run).then(lambda again: self._reply(again, run.node)[0])
         result: conf.ConfidenceResult = yield Call(
-            lambda: scorer.score(
-                reply, run.state, resample=lambda: self._reply(again.run(), run.node)[0]
-            ),
-            lambda: scorer.ascore(reply, run.state, resample=aresample),
+            lambda: scorer.score(reply, run.state, resample=sample.run),
+            lambda: scorer.ascore(reply, run.state, resample=sample.arun),
         )
         return result.kept_reply()  # the reply kept (or the help) carries the samples' usage
 
